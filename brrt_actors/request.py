@@ -1,0 +1,107 @@
+"""The request a handler receives."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .spec.model import Operation
+
+
+class Principal:
+    """Who made the request, as established by the security stage."""
+
+    __slots__ = ("scheme", "scopes", "subject")
+
+    def __init__(self, scheme: str, subject: str | None = None,
+                 scopes: frozenset[str] = frozenset()) -> None:
+        self.scheme = scheme
+        self.subject = subject
+        self.scopes = scopes
+
+    def __repr__(self) -> str:
+        return f"Principal(scheme={self.scheme!r}, subject={self.subject!r})"
+
+
+class UploadedFile:
+    """One file part of a multipart/form-data body."""
+
+    __slots__ = ("content", "content_type", "filename", "headers", "name")
+
+    def __init__(self, name: str, filename: str | None, content_type: str, content: bytes,
+                 headers: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.filename = filename
+        self.content_type = content_type
+        self.content = content
+        self.headers = headers or {}
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    def __repr__(self) -> str:
+        return (f"UploadedFile(name={self.name!r}, filename={self.filename!r}, "
+                f"content_type={self.content_type!r}, size={self.size})")
+
+
+def _headers_from_environ(environ: dict[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if "CONTENT_LENGTH" in environ:
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    return headers
+
+
+class Request:
+    """An HTTP request, decoded and validated against its operation.
+
+    Attributes:
+        method: upper-case HTTP method.
+        path: the request path as sent (percent-encoded, without the query string).
+        path_params: declared path parameters, decoded and coerced to their schema types.
+        query: declared query parameters, decoded, coerced, defaults applied.
+        headers: every request header (lower-case names); declared header parameters
+            hold their decoded values.
+        cookies: every cookie; declared cookie parameters hold their decoded values.
+        body: the decoded body (JSON value, form dict, multipart dict whose files are
+            `UploadedFile`s), or None.
+        claims: JWT claims when a token authenticated the request, else {}.
+        principal: the authenticated identity, or None for public operations.
+        request_id: the X-Request-ID of this request (kept from the client when sane).
+        operation: the spec's description of the operation being served.
+        environ: the WSGI environ, for anything else.
+    """
+
+    __slots__ = ("_headers", "body", "claims", "cookies", "environ", "header_params", "method",
+                 "operation", "path", "path_params", "principal", "query", "request_id")
+
+    def __init__(self, environ: dict[str, Any], operation: Operation, request_id: str) -> None:
+        self.environ = environ
+        self.operation = operation
+        self.request_id = request_id
+        self.method: str = environ["REQUEST_METHOD"]
+        self.path: str = environ.get("RAW_URI", environ.get("PATH_INFO", "")).split("?", 1)[0]
+        self.path_params: dict[str, Any] = {}
+        self.query: dict[str, Any] = {}
+        self.header_params: dict[str, Any] = {}
+        self.cookies: dict[str, Any] = {}
+        self.body: Any = None
+        self.claims: dict[str, Any] = {}
+        self.principal: Principal | None = None
+        self._headers: dict[str, Any] | None = None
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        # PERF: built on first access only; most handlers never look at raw headers.
+        if self._headers is None:
+            headers: dict[str, Any] = _headers_from_environ(self.environ)
+            headers.update(self.header_params)
+            self._headers = headers
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path} {self.operation.operation_id} id={self.request_id}>"
