@@ -18,7 +18,8 @@ from typing import Any
 JSONSchema = dict[str, Any]
 
 # Marker for "the spec gives no example/default": None is a legitimate value.
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING",
+                                    "__bool__": lambda self: False})()
 
 
 @dataclass(slots=True)

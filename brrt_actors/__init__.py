@@ -1,0 +1,40 @@
+"""brrt_actors: serve an OpenAPI spec on gevent, one actor per operation.
+
+    from brrt_actors import create_app, Request, Response, HTTPError
+
+The app is a WSGI callable; `brrt serve` runs it on the project's gevent HTTP engine.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, HTTPError, SpecError
+from .request import Principal, Request, UploadedFile
+from .response import Response
+
+if TYPE_CHECKING:
+    from .app import App, create_app
+
+__all__ = [
+    "App",
+    "ConfigError",
+    "HTTPError",
+    "Principal",
+    "Request",
+    "Response",
+    "SpecError",
+    "UploadedFile",
+    "create_app",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # NOTE: the app (and with it gevent) is imported on first use, so that an entry point
+    # can monkey-patch before anything gevent-related is imported.
+    if name in ("App", "create_app"):
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'brrt_actors' has no attribute {name!r}")

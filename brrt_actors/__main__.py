@@ -1,0 +1,18 @@
+"""Entry point: `python -m brrt_actors ...` and the `brrt` console script."""
+from gevent import monkey
+
+# NOTE: first, before anything imports socket, ssl or threading (DESIGN.md, gevent discipline).
+monkey.patch_all()
+
+import sys  # noqa: E402
+
+
+def main() -> None:
+    """Run the brrt command line."""
+    from brrt_actors.cli import run
+
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

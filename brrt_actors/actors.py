@@ -1,0 +1,418 @@
+"""One actor per operation: a bounded mailbox and named worker greenlets that run the handler.
+
+The connection greenlet calls `Actor.ask`: it puts an envelope (the request and its own
+reply slot) into the mailbox and waits on the slot until the deadline. A worker greenlet
+takes the envelope, runs the handler and puts the result into the slot.
+
+- Mailbox full: policy ``shed`` answers 503 at once; ``block`` waits up to
+  ``block_timeout_ms`` for room, then answers 503. Both carry ``Retry-After``.
+- Deadline passed: the caller gets 504 and the running handler is cancelled: a
+  `HandlerTimeout` (a `gevent.Timeout`) is raised inside it, and its worker goes on with the
+  next envelope. An envelope whose deadline passed while it waited is never run.
+  NOTE: a CPU-bound handler that never yields cannot be interrupted (nor can anything else
+  in the process run meanwhile); only its next blocking call sees the timeout.
+- Handler raised `HTTPError`: the caller gets it as is. Any other exception: logged with
+  its traceback and the request id; the caller gets a 500 that reveals no internals.
+- A worker greenlet that dies anyway is restarted.
+- `stop` refuses new envelopes (503), lets the workers finish the mailbox for up to a grace
+  period, then stops them; whatever is still queued or running then gets 503.
+
+Everything here runs in the one thread of the gevent hub; the counters are plain ints.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import gevent
+from gevent import Greenlet, getcurrent
+from gevent.hub import Waiter, get_hub
+from gevent.queue import Empty, Full, Queue
+
+from .config import ActorSettings
+from .errors import HTTPError
+
+if TYPE_CHECKING:
+    from gevent._types import _Loop
+    from greenlet import greenlet
+
+    from .request import Request
+
+__all__ = ["Actor", "ActorSystem", "Handler", "HandlerTimeout"]
+
+logger = logging.getLogger("brrt_actors.actors")
+
+# How long `stop` waits for killed workers to unwind once the grace period is over.
+_KILL_WAIT_S: Final = 0.5
+
+# Mailbox sentinel: a worker that takes it exits.
+_STOP: Final = object()
+# Reply markers: the reply slot holds the handler's value, or one of these.
+_FAILED: Final = object()  # the error is in `envelope.error`
+_TIMED_OUT: Final = object()  # the deadline passed first
+
+
+class Handler(Protocol):
+    """A handler: a plain function taking the `Request`, returning the response value."""
+
+    def __call__(self, request: Request, /) -> Any: ...
+
+
+class HandlerTimeout(gevent.Timeout):
+    """Raised inside a handler whose deadline passed; the caller has already got 504.
+
+    It is a `gevent.Timeout` (a `BaseException`), so ``except Exception`` in a handler does
+    not swallow it; a handler that must clean up can use ``finally``.
+    """
+
+    def __str__(self) -> str:
+        return "the handler's deadline passed; its answer is no longer awaited"
+
+
+class _Envelope:
+    """One request on its way through an actor."""
+
+    # PERF: slots keep the per-request allocation small (benchmarks/actor_hop.py).
+    __slots__ = ("abandoned", "error", "reply", "request", "worker")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.reply: Waiter[Any] = Waiter()
+        self.error: HTTPError | None = None
+        # The worker greenlet running the handler for this envelope, while it does.
+        self.worker: greenlet | None = None
+        # Set when nobody waits for the answer any more (deadline passed, caller gone).
+        self.abandoned = False
+
+
+class Actor:
+    """The mailbox and worker greenlets serving one operation.
+
+    Args:
+        name: the operationId; workers are named ``<name>-worker-<i>``.
+        handler: called as ``handler(request)`` in a worker greenlet.
+        settings: workers, mailbox bound, backpressure policy, deadline.
+
+    Attributes:
+        ask: ``ask(request) -> value``: run the handler for `request` and return its value
+            (see `_ask_with_deadline`); raises `HTTPError` (503, 504, 500, or the
+            handler's own).
+        completed, handler_errors, cancelled, expired, rejected, refused,
+        deadline_exceeded, restarts: counters (see `stats`).
+        busy: workers running the handler right now.
+    """
+
+    ask: Callable[[Request], Any]
+
+    def __init__(self, name: str, handler: Handler | Callable[[Request], Any],
+                 settings: ActorSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self._handler = handler
+        self._mailbox: Queue[Any] = Queue(maxsize=settings.mailbox)
+        self._workers: list[Greenlet[[], None]] = []
+        self._loop: _Loop | None = None
+        self._accepting = False
+        self._stopping = False
+        self._stopped = False
+        self._deadline_s = settings.deadline_ms / 1000.0
+        self._block_s = settings.block_timeout_ms / 1000.0
+        self._retry_headers = {"Retry-After": str(settings.retry_after_s)}
+        # Swap callables once instead of branching on configuration per request.
+        self.ask = self._ask_with_deadline if settings.deadline_ms else self._ask_forever
+        self._offer: Callable[[_Envelope], None] = (
+            self._put_blocking if settings.policy == "block" and self._block_s > 0
+            else self._mailbox.put_nowait)
+
+        self.completed = 0  # handler returned (or raised HTTPError)
+        self.handler_errors = 0  # handler raised anything else (500)
+        self.cancelled = 0  # handler interrupted by its deadline
+        self.expired = 0  # envelopes dropped unrun: deadline passed (or caller gone) in the mailbox
+        self.rejected = 0  # 503: mailbox full (shed, or block timed out)
+        self.refused = 0  # 503: actor not started or stopping
+        self.deadline_exceeded = 0  # 504 answered
+        self.restarts = 0  # worker greenlets restarted after dying
+        self.busy = 0  # workers inside the handler now
+
+    def __repr__(self) -> str:
+        return (f"<Actor {self.name} workers={len(self._workers)} busy={self.busy} "
+                f"queued={self.queue_depth}>")
+
+    @property
+    def queue_depth(self) -> int:
+        """Envelopes waiting in the mailbox."""
+        return self._mailbox.qsize()
+
+    @property
+    def workers(self) -> tuple[Greenlet[[], None], ...]:
+        """The worker greenlets (named ``<name>-worker-<i>``)."""
+        return tuple(self._workers)
+
+    def stats(self) -> dict[str, int]:
+        """Return the counters and gauges, for metrics."""
+        return {
+            "workers": len(self._workers), "busy": self.busy, "queue_depth": self.queue_depth,
+            "mailbox": self.settings.mailbox, "completed": self.completed,
+            "handler_errors": self.handler_errors, "cancelled": self.cancelled,
+            "expired": self.expired, "rejected": self.rejected, "refused": self.refused,
+            "deadline_exceeded": self.deadline_exceeded, "restarts": self.restarts,
+        }
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Spawn the worker greenlets and start taking envelopes.
+
+        Raises:
+            RuntimeError: the actor was started or stopped before.
+        """
+        if self._workers or self._stopping:
+            raise RuntimeError(f"actor {self.name!r} cannot be started twice")
+        self._loop = get_hub().loop
+        self._workers = [self._spawn(index) for index in range(self.settings.workers)]
+        self._accepting = True
+
+    def stop(self, grace_s: float) -> None:
+        """Stop taking envelopes, drain the mailbox for up to `grace_s`, stop the workers.
+
+        New `ask` calls get 503 at once. Queued envelopes are still served until the grace
+        period is over; then running handlers are killed, and everything unanswered gets 503.
+        Returns within about ``grace_s + 0.5`` seconds. Call it from a greenlet, not the hub.
+        """
+        if self._stopping:
+            return
+        self._accepting = False
+        self._stopping = True
+        deadline = monotonic() + max(0.0, grace_s)
+        workers = list(self._workers)
+        # NOTE: the sentinels queue behind the envelopes already waiting, so these are served
+        # first; a full mailbox makes this wait for room, up to the grace period.
+        for _ in workers:
+            try:
+                self._mailbox.put(_STOP, timeout=max(0.0, deadline - monotonic()))
+            except Full:
+                break
+        gevent.joinall(workers, timeout=max(0.0, deadline - monotonic()))
+        alive = [worker for worker in workers if not worker.dead]
+        if alive:
+            logger.warning("actor %s: %d worker(s) still busy after the %.1f s grace period; "
+                           "killing them", self.name, len(alive), grace_s)
+            gevent.killall(alive, block=True, timeout=_KILL_WAIT_S)
+        self._stopped = True
+        self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        loop = self._loop
+        while True:
+            try:
+                item = self._mailbox.get_nowait()
+            except Empty:
+                return
+            if item is _STOP or item.abandoned or loop is None:
+                continue
+            self.refused += 1
+            item.error = self._refusal()
+            loop.run_callback(item.reply.switch, _FAILED)
+
+    def _spawn(self, index: int) -> Greenlet[[], None]:
+        worker: Greenlet[[], None] = Greenlet(self._work)
+        worker.name = f"{self.name}-worker-{index}"
+        worker.rawlink(self._worker_exited)
+        worker.start()
+        return worker
+
+    def _worker_exited(self, worker: Greenlet[[], None]) -> None:
+        # Runs in the hub when a worker greenlet ends; only `stop` ends them on purpose.
+        if self._stopping:
+            return
+        self.restarts += 1
+        logger.error("actor %s: worker %s died (%r); restarting it",
+                     self.name, worker.name, worker.exception or worker.value)
+        index = self._workers.index(worker)
+        self._workers[index] = self._spawn(index)
+
+    # -- the caller's side -----------------------------------------------------------------
+
+    def _ask_with_deadline(self, request: Request) -> Any:
+        """Run the handler for `request` in a worker; return its value.
+
+        Raises:
+            HTTPError: 503 (mailbox full, or stopping), 504 (deadline passed), 500 (the
+                handler failed), or whatever HTTPError the handler raised.
+        """
+        if not self._accepting:
+            raise self._refused()
+        envelope = _Envelope(request)
+        try:
+            self._offer(envelope)
+        except Full:
+            raise self._overloaded() from None
+        # PERF: one raw loop timer per request does both jobs of the deadline: wake this
+        # greenlet, and cancel the handler if a worker runs it (`_expire`). A gevent.Timeout
+        # in the worker as well costs ~2 us more per hop (benchmarks/actor_hop.py).
+        assert self._loop is not None
+        timer = self._loop.timer(self._deadline_s)
+        timer.start(self._expire, envelope)
+        try:
+            value = envelope.reply.get()
+        finally:
+            timer.close()
+            envelope.abandoned = True
+        if value is _FAILED:
+            assert envelope.error is not None
+            raise envelope.error
+        if value is _TIMED_OUT:
+            self.deadline_exceeded += 1
+            raise HTTPError(504, f"The handler did not answer within its deadline of "
+                                 f"{self.settings.deadline_ms} ms.")
+        return value
+
+    def _ask_forever(self, request: Request) -> Any:
+        # `ask` without a deadline (deadline_ms = 0).
+        if not self._accepting:
+            raise self._refused()
+        envelope = _Envelope(request)
+        try:
+            self._offer(envelope)
+        except Full:
+            raise self._overloaded() from None
+        try:
+            value = envelope.reply.get()
+        finally:
+            envelope.abandoned = True
+        if value is _FAILED:
+            assert envelope.error is not None
+            raise envelope.error
+        return value
+
+    def _put_blocking(self, envelope: _Envelope) -> None:
+        self._mailbox.put(envelope, True, self._block_s)
+        if self._stopped:
+            # NOTE: room came after `stop` swept the mailbox: nobody will take this one.
+            envelope.abandoned = True
+            raise self._refused()
+
+    def _expire(self, envelope: _Envelope) -> None:
+        # Runs in the hub when a deadline passes: answer the caller, cancel the handler.
+        envelope.abandoned = True  # a worker that has not taken it yet skips it
+        worker = envelope.worker
+        envelope.reply.switch(_TIMED_OUT)  # the caller answers 504 (or already left)
+        # NOTE: thrown from the hub, synchronously: the worker is parked inside this very
+        # envelope's handler (`worker` is cleared, without yielding, when it returns).
+        if worker is not None and envelope.worker is worker:
+            worker.throw(HandlerTimeout)
+
+    def _overloaded(self) -> HTTPError:
+        self.rejected += 1
+        return HTTPError(503, "Too many requests are waiting for this operation; retry later.",
+                         headers=self._retry_headers)
+
+    def _refused(self) -> HTTPError:
+        self.refused += 1
+        return self._refusal()
+
+    def _refusal(self) -> HTTPError:
+        detail = ("The service is shutting down; retry later." if self._stopping
+                  else "The service is not ready yet; retry later.")
+        return HTTPError(503, detail, headers=self._retry_headers)
+
+    # -- the worker's side -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        me = getcurrent()
+        get = self._mailbox.get
+        handler = self._handler
+        assert self._loop is not None
+        reply = self._loop.run_callback
+        while True:
+            envelope = get()
+            if envelope is _STOP:
+                return
+            if envelope.abandoned:
+                self.expired += 1
+                continue
+            envelope.worker = me
+            self.busy += 1
+            try:
+                value = handler(envelope.request)
+            except HTTPError as ex:
+                envelope.error = ex
+                value = _FAILED
+            except HandlerTimeout:
+                # The caller already has its 504 (see `_expire`); nothing to answer.
+                envelope.worker = None
+                self.busy -= 1
+                self.cancelled += 1
+                continue
+            except (Exception, gevent.Timeout):
+                # NOTE: a handler's own gevent.Timeout escaping it is its failure, not a kill.
+                self.handler_errors += 1
+                logger.exception("handler %s failed (request_id=%s)", self.name,
+                                 getattr(envelope.request, "request_id", "-"))
+                envelope.error = HTTPError(
+                    500, "The handler failed; the error is logged with this request's id.")
+                value = _FAILED
+            except BaseException:
+                # Killed (stop, or someone else): answer the caller, then die.
+                envelope.worker = None
+                self.busy -= 1
+                envelope.error = self._refusal() if self._stopping else HTTPError(
+                    500, "The handler was interrupted.")
+                reply(envelope.reply.switch, _FAILED)
+                raise
+            envelope.worker = None
+            self.busy -= 1
+            self.completed += 1
+            # NOTE: Waiter.switch must run in the hub; the callback wakes the caller there.
+            reply(envelope.reply.switch, value)
+
+
+class ActorSystem:
+    """All actors of an app, one per operationId: start, stop and look them up together."""
+
+    def __init__(self, actors: Iterable[Actor] = ()) -> None:
+        self._actors: dict[str, Actor] = {}
+        for actor in actors:
+            self.add(actor)
+
+    def add(self, actor: Actor) -> None:
+        """Add `actor` (named by its operationId).
+
+        Raises:
+            ValueError: an actor of that name is already there.
+        """
+        if actor.name in self._actors:
+            raise ValueError(f"an actor named {actor.name!r} is already in the system")
+        self._actors[actor.name] = actor
+
+    def get(self, operation_id: str) -> Actor:
+        """Return the actor of `operation_id` (KeyError when there is none)."""
+        return self._actors[operation_id]
+
+    def __getitem__(self, operation_id: str) -> Actor:
+        return self._actors[operation_id]
+
+    def __contains__(self, operation_id: object) -> bool:
+        return operation_id in self._actors
+
+    def __iter__(self) -> Iterator[Actor]:
+        return iter(self._actors.values())
+
+    def __len__(self) -> int:
+        return len(self._actors)
+
+    def start(self) -> None:
+        """Start every actor."""
+        for actor in self._actors.values():
+            actor.start()
+
+    def stop(self, grace_s: float) -> None:
+        """Stop every actor at once; returns within about ``grace_s + 0.5`` seconds."""
+        stopping = [gevent.spawn(actor.stop, grace_s) for actor in self._actors.values()]
+        gevent.joinall(stopping, timeout=max(0.0, grace_s) + 2 * _KILL_WAIT_S)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Return every actor's `Actor.stats`, by operationId."""
+        return {name: actor.stats() for name, actor in self._actors.items()}

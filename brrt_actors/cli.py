@@ -1,0 +1,58 @@
+"""The `brrt` command line: parses arguments and calls library functions, nothing else."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import StartError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brrt", description="Serve an OpenAPI spec on gevent, one actor per operation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve a spec")
+    serve.add_argument("spec", help="OpenAPI document (YAML or JSON)")
+    serve.add_argument("--handlers", help="package or module name, or path to a folder or .py")
+    serve.add_argument("--mock", action="store_true",
+                       help="answer operations without a handler with examples")
+    serve.add_argument("--host", help="listen address (env BRRTR_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (env PORT, default 8080)")
+    serve.add_argument("--config", help="YAML config file (env vars override it)")
+    serve.add_argument("--log-level", default=os.environ.get("BRRTR_LOG_LEVEL", "INFO"),
+                       help="logging level (env BRRTR_LOG_LEVEL, default INFO)")
+
+    routes = commands.add_parser("routes", help="print the route table")
+    routes.add_argument("spec")
+    routes.add_argument("--handlers")
+    routes.add_argument("--config")
+
+    check = commands.add_parser("check", help="load and compile everything, list problems")
+    check.add_argument("spec")
+    check.add_argument("--handlers", help="also check that every operation has a handler")
+    check.add_argument("--config")
+    return parser
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the command line with `argv`; return the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from . import runner
+
+    try:
+        if args.command == "serve":
+            return runner.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
+                                     port=args.port, config_file=args.config)
+        if args.command == "routes":
+            return runner.print_routes(args.spec, args.handlers, sys.stdout,
+                                       config_file=args.config)
+        return runner.check_spec(args.spec, args.handlers, sys.stdout, config_file=args.config)
+    except StartError as ex:
+        print(f"brrt: cannot start: {ex}", file=sys.stderr)
+        return 1

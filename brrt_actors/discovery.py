@@ -1,0 +1,128 @@
+"""Finding the user's handler functions: a package, a module, or a path to either.
+
+Every public function of the package and of its submodules is a candidate, matched to an
+operation by its name (the operationId, or the operation's `x-handler`).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import SpecError
+from .spec.model import Operation
+
+Handler = Callable[..., Any]
+HandlersArg = str | Path | ModuleType | Mapping[str, Handler] | None
+
+
+def _import_path(path: Path) -> ModuleType:
+    path = path.resolve()
+    if path.is_dir():
+        if not (path / "__init__.py").exists():
+            raise SpecError([("--handlers", f"{path} is a folder without __init__.py: "
+                                            "make it a package or point at a .py file")])
+        parent = str(path.parent)
+        if parent not in sys.path:
+            sys.path.insert(0, parent)
+        return importlib.import_module(path.name)
+    if path.suffix != ".py" or not path.is_file():
+        raise SpecError([("--handlers", f"{path} is neither a package folder nor a .py file")])
+    module_name = f"brrt_handlers_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SpecError([("--handlers", f"cannot import {path}")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    parent = str(path.parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)  # so the file can import its neighbours
+    spec.loader.exec_module(module)
+    return module
+
+
+def import_handlers_module(target: str | Path | ModuleType) -> ModuleType:
+    """Import the handlers package or module named (or located) by `target`."""
+    if isinstance(target, ModuleType):
+        return target
+    text = str(target)
+    looks_like_path = isinstance(target, Path) or "/" in text or text.endswith(".py")
+    if looks_like_path or Path(text).exists():
+        return _import_path(Path(text))
+    try:
+        return importlib.import_module(text)
+    except ImportError as ex:
+        raise SpecError([("--handlers", f"cannot import handlers {text!r}: {ex}")]) from ex
+
+
+def _modules_of(root: ModuleType) -> Iterable[ModuleType]:
+    yield root
+    search = getattr(root, "__path__", None)
+    if search is None:
+        return
+    for info in pkgutil.walk_packages(search, prefix=root.__name__ + "."):
+        yield importlib.import_module(info.name)
+
+
+def collect_functions(root: ModuleType) -> dict[str, Handler]:
+    """Return every public function of `root` and its submodules by name.
+
+    Raises:
+        SpecError: when two different functions share a name.
+    """
+    found: dict[str, Handler] = {}
+    where: dict[str, str] = {}
+    clashes: list[tuple[str, str]] = []
+    for module in _modules_of(root):
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("_"):
+                continue
+            if name in found and found[name] is not function:
+                clashes.append(("--handlers", f"two functions named {name!r}: in "
+                                              f"{where[name]} and in {module.__name__}"))
+                continue
+            found[name] = function
+            where.setdefault(name, module.__name__)
+    if clashes:
+        raise SpecError(clashes)
+    return found
+
+
+def resolve_handlers(operations: Iterable[Operation], handlers: HandlersArg,
+                     ) -> tuple[dict[str, Handler], list[Operation]]:
+    """Match each operation to its handler.
+
+    Returns:
+        The handlers by operationId, and the operations that have none.
+    """
+    if handlers is None:
+        available: Mapping[str, Handler] = {}
+    elif isinstance(handlers, Mapping):
+        available = handlers
+    else:
+        available = collect_functions(import_handlers_module(handlers))
+    resolved: dict[str, Handler] = {}
+    missing: list[Operation] = []
+    for operation in operations:
+        function = available.get(operation.handler_name)
+        if function is None:
+            missing.append(operation)
+        else:
+            resolved[operation.operation_id] = function
+    return resolved, missing
+
+
+def missing_handlers_error(missing: list[Operation]) -> SpecError:
+    """Return the start error that lists every operation without a handler."""
+    return SpecError([
+        (op.pointer, f"no handler for operation {op.operation_id!r} ({op.method} {op.path}): "
+                     f"define a function named {op.handler_name!r} in the handlers, "
+                     "or serve with --mock")
+        for op in missing
+    ])

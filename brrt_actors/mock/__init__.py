@@ -1,0 +1,15 @@
+"""Mock mode: answer every operation from its spec alone.
+
+`generate_value` builds a value that validates against a translated (draft-07,
+self-contained) schema; `build_mock_handler` turns an operation into a handler that serves
+its first success response with the declared example — only when that example validates
+against the response schema, otherwise with a generated value and a note saying so.
+
+Everything is deterministic (no randomness): the same spec always gives the same answers.
+"""
+from __future__ import annotations
+
+from .handler import MockHandler, build_mock_handler
+from .values import MockError, generate_value
+
+__all__ = ["MockError", "MockHandler", "build_mock_handler", "generate_value"]

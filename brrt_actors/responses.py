@@ -1,0 +1,186 @@
+"""Turning a handler's result into status, headers and body bytes, checked against the spec.
+
+One `ResponseEncoder` per operation is built at start: it knows the statuses the operation
+declares, the content type to use for each, and the compiled validator of each response
+schema. Response validation runs in one of three modes (``enforce``: an invalid response
+becomes a 500 and the log says why; ``log``: the log says why and the response goes out;
+``off``) chosen once by swapping the `encode` callable, not by branching per request.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import ujson
+
+from .errors import HTTPError
+from .response import Response, is_stream
+from .spec.model import MediaType, Operation, ResponseSpec
+from .validation import SchemaValidator, compile_validator
+
+logger = logging.getLogger("brrt_actors.responses")
+
+JSON_CONTENT_TYPE = "application/json"
+VALIDATION_MODES = ("enforce", "log", "off")
+
+# (status, headers, body chunks); the app adds X-Request-ID and writes them out.
+Encoded = tuple[int, list[tuple[str, str]], Iterable[bytes]]
+
+
+def dumps(value: Any) -> bytes:
+    """Serialise a JSON value the way every response does."""
+    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False).encode()
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """Tell whether a media type (without parameters) carries JSON."""
+    return content_type == JSON_CONTENT_TYPE or content_type.endswith("+json")
+
+
+class ResponseValidationError(Exception):
+    """A response does not match the operation's declared responses."""
+
+
+class _StatusRule:
+    """What the spec says about one declared status (or range, or default)."""
+
+    __slots__ = ("content", "json_type", "other_type", "validators")
+
+    def __init__(self, spec: ResponseSpec) -> None:
+        self.content: dict[str, MediaType] = spec.content
+        self.validators: dict[str, SchemaValidator] = {
+            media.content_type: compile_validator(media.schema, pointer=media.pointer + "/schema")
+            for media in spec.content.values() if media.schema is not None
+        }
+        json_types = [ct for ct in spec.content if is_json_media_type(ct)]
+        self.json_type = json_types[0] if json_types else JSON_CONTENT_TYPE
+        others = [ct for ct in spec.content if not is_json_media_type(ct)]
+        self.other_type = others[0] if others else "application/octet-stream"
+
+    def accepts(self, content_type: str) -> bool:
+        if not self.content:
+            return True
+        if content_type in self.content:
+            return True
+        major = content_type.split("/", 1)[0]
+        return f"{major}/*" in self.content or "*/*" in self.content
+
+
+class ResponseEncoder:
+    """Encode and validate the results of one operation's handler."""
+
+    __slots__ = ("_enforce", "_rules", "encode", "none_status", "operation")
+
+    def __init__(self, operation: Operation, mode: str = "enforce") -> None:
+        if mode not in VALIDATION_MODES:
+            raise ValueError(f"response validation mode must be one of {VALIDATION_MODES}")
+        self.operation = operation
+        self._rules: dict[str, _StatusRule] = {
+            status.upper(): _StatusRule(spec) for status, spec in operation.responses.items()
+        }
+        # NOTE: a handler returning None answers 204 when the spec says so, else 200 null.
+        self.none_status = 204 if "204" in self._rules and "200" not in self._rules else 200
+        self._enforce = mode == "enforce"
+        # PERF: the mode is chosen here once, not tested per request.
+        self.encode: Callable[[Any], Encoded] = (
+            self._encode if mode == "off" else self._encode_checked)
+
+    def _rule(self, status: int) -> _StatusRule | None:
+        rules = self._rules
+        key = str(status)
+        rule = rules.get(key)
+        if rule is None:
+            rule = rules.get(f"{key[0]}XX") or rules.get("DEFAULT")
+        return rule
+
+    def _encode(self, result: Any) -> Encoded:
+        status, body, content_type, headers = self._unpack(result)
+        return status, headers, body_chunks(body, content_type, headers)
+
+    def _encode_checked(self, result: Any) -> Encoded:
+        status, body, content_type, headers = self._unpack(result)
+        try:
+            self._check(status, body, content_type)
+        except ResponseValidationError as ex:
+            logger.error("%s: response %s does not match the spec: %s",
+                         self.operation.operation_id, status, ex)
+            if self._enforce:
+                raise HTTPError(500, "the response did not match the API description") from ex
+        return status, headers, body_chunks(body, content_type, headers)
+
+    def _unpack(self, result: Any) -> tuple[int, Any, str | None, list[tuple[str, str]]]:
+        if isinstance(result, Response):
+            status, body = result.status, result.body
+            headers = list(result.headers.items())
+            content_type = result.content_type
+            if content_type is None and body is not None:
+                rule = self._rule(status)
+                if isinstance(body, (bytes, bytearray, str)) or is_stream(body):
+                    content_type = rule.other_type if rule else "application/octet-stream"
+                else:
+                    content_type = rule.json_type if rule else JSON_CONTENT_TYPE
+            return status, body, content_type, headers
+        if result is None:
+            status = self.none_status
+            if status == 204:
+                return status, None, None, []
+            return status, None, JSON_CONTENT_TYPE, []  # body "null"
+        rule = self._rule(200)
+        return 200, result, (rule.json_type if rule else JSON_CONTENT_TYPE), []
+
+    def _check(self, status: int, body: Any, content_type: str | None) -> None:
+        rule = self._rule(status)
+        if rule is None:
+            declared = ", ".join(sorted(self._rules)) or "none"
+            raise ResponseValidationError(f"status {status} is not declared (declared: {declared})")
+        if content_type is None:
+            return
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if not rule.accepts(media_type):
+            raise ResponseValidationError(
+                f"content type {media_type} is not declared for status {status} "
+                f"(declared: {', '.join(rule.content)})")
+        validator = rule.validators.get(media_type)
+        if validator is None or not is_json_media_type(media_type):
+            return
+        if isinstance(body, (bytes, bytearray, str)) or is_stream(body):
+            return  # pre-serialised by the handler: nothing to look into
+        problems = validator.errors(body)
+        if problems:
+            raise ResponseValidationError("; ".join(
+                f"{pointer or '/'}: {message}" for pointer, message in problems[:10]))
+
+    def check_error_status(self, error: HTTPError, runtime_statuses: frozenset[int]) -> None:
+        """Raise ResponseValidationError when a handler's HTTPError has an undeclared status."""
+        if error.status not in runtime_statuses and self._rule(error.status) is None:
+            raise ResponseValidationError(f"status {error.status} is not declared")
+
+
+def body_chunks(body: Any, content_type: str | None,
+                headers: list[tuple[str, str]]) -> Iterable[bytes]:
+    """Return the body as chunks and add Content-Type (and Content-Length) to `headers`."""
+    if content_type is not None:
+        headers.append(("Content-Type", content_type))
+    if body is None:
+        if content_type is not None and is_json_media_type(content_type.split(";", 1)[0]):
+            data = b"null"
+        else:
+            data = b""
+    elif isinstance(body, bytes):
+        data = body
+    elif isinstance(body, bytearray):
+        data = bytes(body)
+    elif isinstance(body, str):
+        data = body.encode()
+    elif is_stream(body):
+        return _encoded_stream(body)
+    else:
+        data = dumps(body)
+    headers.append(("Content-Length", str(len(data))))
+    return (data,)
+
+
+def _encoded_stream(chunks: Iterable[Any]) -> Iterable[bytes]:
+    for chunk in chunks:
+        yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)

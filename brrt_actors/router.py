@@ -1,0 +1,203 @@
+"""The router: a radix tree over path segments, built once from the spec.
+
+Lookup walks one tree node per path segment: a dict hit for a static segment, else the
+node's single parameter edge. Static segments win over `{param}` segments at the same
+depth; when a static branch dead-ends, the lookup backtracks to the parameter edge. The
+cost of a lookup depends on the depth of the path, not on the number of routes.
+
+Path parameters are returned raw (still percent-encoded): decoding happens after the
+match, in the parameter stage, so that an encoded ``/`` or ``,`` stays part of a value.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from .errors import SpecError
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _ParamEdge:
+    """A segment that is (or contains) one `{name}`: `prefix{name}suffix`."""
+
+    name: str
+    prefix: str
+    suffix: str
+    node: _Node[object]
+
+
+@dataclass(slots=True, eq=False)
+class _Node(Generic[T]):
+    static: dict[str, _Node[T]] = field(default_factory=dict)
+    params: list[_ParamEdge] = field(default_factory=list)  # usually 0 or 1
+    # Filled on nodes where a route ends: method -> target, and the Allow header value.
+    methods: dict[str, T] = field(default_factory=dict)
+    allow: str = ""
+    template: str = ""
+
+
+@dataclass(slots=True)
+class Match(Generic[T]):
+    """A path that matched a route template (its methods may or may not fit)."""
+
+    template: str
+    methods: dict[str, T]
+    allow: str  # the Allow header value for this path
+    raw_params: dict[str, str]
+
+
+def split_template(template: str) -> list[str]:
+    """Split a path template into segments ("/a/{b}" -> ["a", "{b}"])."""
+    if not template.startswith("/"):
+        raise SpecError([("", f"path template {template!r} must start with '/'")])
+    return template[1:].split("/")
+
+
+def _param_edge_parts(segment: str, template: str) -> tuple[str, str, str] | None:
+    """Return (prefix, name, suffix) of a segment with one parameter, or None if static."""
+    start = segment.find("{")
+    if start < 0:
+        if "}" in segment:
+            raise SpecError([("", f"path {template!r}: unbalanced '}}' in segment {segment!r}")])
+        return None
+    end = segment.find("}", start)
+    if end < 0 or segment.find("{", start + 1) >= 0:
+        raise SpecError([("", f"path {template!r}: segment {segment!r} must hold exactly one "
+                                 "{parameter} (several parameters in one segment are not supported)")])
+    name = segment[start + 1:end]
+    if not name:
+        raise SpecError([("", f"path {template!r}: empty parameter name in segment {segment!r}")])
+    return segment[:start], name, segment[end + 1:]
+
+
+class Router(Generic[T]):
+    """Map (method, raw path) to a route target, built once at start.
+
+    Use `add` for every (method, template, target), then `lookup` per request.
+    """
+
+    def __init__(self) -> None:
+        self._root: _Node[T] = _Node()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, method: str, template: str, target: T) -> None:
+        """Register `target` for `method` on `template` (e.g. "/pets/{id}")."""
+        node = self._root
+        for segment in split_template(template):
+            parts = _param_edge_parts(segment, template)
+            if parts is None:
+                node = node.static.setdefault(segment, _Node())
+                continue
+            prefix, name, suffix = parts
+            for edge in node.params:
+                if edge.prefix == prefix and edge.suffix == suffix:
+                    if edge.name != name:
+                        raise SpecError([("", f"path {template!r}: parameter {{{name}}} sits where "
+                                                 f"another path has {{{edge.name}}}; use one name")])
+                    node = edge.node  # type: ignore[assignment]
+                    break
+            else:
+                child: _Node[T] = _Node()
+                node.params.append(_ParamEdge(name, prefix, suffix, child))  # type: ignore[arg-type]
+                # NOTE: most specific first: longer literal prefix/suffix before bare {param}.
+                node.params.sort(key=lambda e: -(len(e.prefix) + len(e.suffix)))
+                node = child
+        if method in node.methods:
+            raise SpecError([("", f"{method} {template} is declared twice")])
+        if node.template and node.template != template:
+            raise SpecError([("", f"paths {node.template!r} and {template!r} are the same route")])
+        node.template = template
+        node.methods[method] = target
+        node.allow = ", ".join(sorted(node.methods))
+        self._size += 1
+
+    def finish(self, implicit: Callable[[frozenset[str]], Iterable[str]]) -> None:
+        """Compute each route's Allow header, adding the methods the runtime answers itself.
+
+        Args:
+            implicit: given a route's declared methods, returns the extra ones (HEAD where
+                there is GET, OPTIONS ...).
+        """
+
+        def visit(node: _Node[T]) -> None:
+            if node.methods:
+                declared = frozenset(node.methods)
+                node.allow = ", ".join(sorted(declared | set(implicit(declared))))
+            for child in node.static.values():
+                visit(child)
+            for edge in node.params:
+                visit(edge.node)  # type: ignore[arg-type]
+
+        visit(self._root)
+
+    def lookup(self, path: str) -> Match[T] | None:
+        """Return the route matching the raw `path`, or None (404)."""
+        if not path.startswith("/"):
+            return None
+        params: dict[str, str] = {}
+        node = self._match(self._root, path[1:].split("/"), 0, params)
+        if node is None:
+            return None
+        return Match(node.template, node.methods, node.allow, params)
+
+    def _match(self, node: _Node[T], segments: list[str], index: int,
+               params: dict[str, str]) -> _Node[T] | None:
+        # PERF: iterative on static segments; recursion only where a parameter edge
+        # makes backtracking possible.
+        count = len(segments)
+        while index < count:
+            segment = segments[index]
+            child = node.static.get(segment)
+            if not node.params:
+                if child is None:
+                    return None
+                node = child
+                index += 1
+                continue
+            if child is not None:
+                found = self._match(child, segments, index + 1, params)
+                if found is not None:
+                    return found
+            for edge in node.params:
+                value = self._edge_value(edge, segment)
+                if value is None:
+                    continue
+                found = self._match(edge.node, segments, index + 1, params)  # type: ignore[arg-type]
+                if found is not None:
+                    params[edge.name] = value
+                    return found
+            return None
+        return node if node.methods else None
+
+    @staticmethod
+    def _edge_value(edge: _ParamEdge, segment: str) -> str | None:
+        prefix, suffix = edge.prefix, edge.suffix
+        if not prefix and not suffix:
+            # NOTE: an empty segment never fills a parameter ("/pets/" is not "/pets/{id}").
+            return segment or None
+        if len(segment) <= len(prefix) + len(suffix):
+            return None
+        if not segment.startswith(prefix) or not segment.endswith(suffix):
+            return None
+        return segment[len(prefix):len(segment) - len(suffix)]
+
+    def routes(self) -> list[tuple[str, str, T]]:
+        """Return (method, template, target) for every route, sorted by template."""
+        out: list[tuple[str, str, T]] = []
+
+        def visit(node: _Node[T]) -> None:
+            for method, target in node.methods.items():
+                out.append((method, node.template, target))
+            for child in node.static.values():
+                visit(child)
+            for edge in node.params:
+                visit(edge.node)  # type: ignore[arg-type]
+
+        visit(self._root)
+        return sorted(out, key=lambda r: (r[1], r[0]))

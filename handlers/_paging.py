@@ -1,0 +1,21 @@
+"""Paging shared by the list operations (limit/offset come decoded, defaults applied)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from brrt_actors import Request
+
+T = TypeVar("T")
+
+
+class Page:
+    """The `limit` and `offset` of a list request."""
+
+    def __init__(self, request: Request) -> None:
+        query: dict[str, Any] = request.query
+        self.limit: int = query.get("limit", 20)
+        self.offset: int = query.get("offset", 0)
+
+    def of(self, entries: Sequence[T]) -> list[T]:
+        return list(entries[self.offset:self.offset + self.limit])

@@ -1,0 +1,77 @@
+"""The pet store's data: in memory, seeded with a few pets, users, posts, items and a file.
+
+Handlers only use plain dict and list operations on it, which no greenlet switch can
+interrupt, so it needs no lock.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+JOHN = "0b6f1c9e-1b4e-4a47-9a8c-5a1f3c2e7d10"
+JANE = "5d3c2a1b-8e7f-4c6d-9b0a-1f2e3d4c5b6a"
+SAM = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+CHEW_TOY = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+GUIDE = "c56a4180-65aa-42ec-a945-5fd21dec0538"
+
+_PETS: list[dict[str, Any]] = [
+    {"id": 1, "name": "Max", "breed": "Golden Retriever", "age": 3, "vaccinated": True,
+     "tags": ["friendly", "trained"]},
+    {"id": 2, "name": "Bella", "breed": "Labrador", "age": 2, "vaccinated": True,
+     "tags": ["puppy", "playful"]},
+    {"id": 3, "name": "Rocky", "breed": "Bulldog", "age": 5, "vaccinated": False,
+     "tags": ["calm", "friendly"]},
+]
+_USERS: list[dict[str, Any]] = [
+    {"id": JOHN, "name": "John", "email": "john@example.com"},
+    {"id": JANE, "name": "Jane", "email": "jane@example.com"},
+    {"id": SAM, "name": "Sam", "email": None},
+]
+_POSTS: list[dict[str, Any]] = [
+    {"id": "post-1", "title": "Meet Max", "body": "Max joined the family today.",
+     "author_id": JOHN},
+    {"id": "post-2", "title": "Max at the beach", "body": "He would not leave the water.",
+     "author_id": JOHN},
+    {"id": "post-3", "title": "Bella's first walk", "body": "Ten metres, then a nap.",
+     "author_id": JANE},
+]
+_ITEMS: list[dict[str, Any]] = [
+    {"id": CHEW_TOY, "name": "Chew toy", "category": "toys", "tags": ["dog", "rubber"],
+     "price": 4.5},
+    {"id": "e4d2f1a0-3b5c-4d6e-8f7a-9b0c1d2e3f4a", "name": "Cat tree", "category": "furniture",
+     "tags": ["cat"], "price": 59.0},
+    {"id": "1f0e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", "name": "Leash", "category": "accessories",
+     "tags": ["dog"], "price": 12.0},
+]
+_GUIDE_TEXT = b"Feed twice a day. Walk after each meal.\n"
+_FILES: list[dict[str, Any]] = [
+    {"id": GUIDE, "filename": "pet-care-guide.txt", "content_type": "text/plain",
+     "size": len(_GUIDE_TEXT), "url": f"/download/{GUIDE}"},
+]
+
+
+class Store:
+    """Everything the shop knows; `reset` puts the seed data back."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.pets: dict[int, dict[str, Any]] = {p["id"]: p for p in copy.deepcopy(_PETS)}
+        self.pet_ids = itertools.count(max(self.pets) + 1)
+        self.users: dict[str, dict[str, Any]] = {u["id"]: u for u in copy.deepcopy(_USERS)}
+        self.posts: dict[str, dict[str, Any]] = {p["id"]: p for p in copy.deepcopy(_POSTS)}
+        self.items: dict[str, dict[str, Any]] = {i["id"]: i for i in copy.deepcopy(_ITEMS)}
+        self.files: dict[str, dict[str, Any]] = {f["id"]: f for f in copy.deepcopy(_FILES)}
+        self.file_contents: dict[str, bytes] = {GUIDE: _GUIDE_TEXT}
+        self.webhooks: dict[str, dict[str, Any]] = {}
+        self.webhook_ids = itertools.count(1)
+        self.settings: dict[str, Any] = {"maintenance_mode": False,
+                                         "feature_flags": {"beta": True, "analytics": False}}
+        # The shop's event log, newest last: one pet.created per pet.
+        self.events: list[tuple[str, dict[str, Any]]] = [
+            ("pet.created", {"id": pet["id"], "name": pet["name"]}) for pet in self.pets.values()]
+
+
+STORE = Store()

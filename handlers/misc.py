@@ -1,0 +1,42 @@
+"""Settings, the protected endpoint, and the parameter-style and form examples."""
+from __future__ import annotations
+
+from typing import Any
+
+from brrt_actors import Request
+
+from ._store import STORE
+
+
+def admin_settings(request: Request) -> dict[str, Any]:
+    """Return the shop settings."""
+    return STORE.settings
+
+
+def secure_endpoint(request: Request) -> dict[str, Any]:
+    """Say which security scheme let the caller in."""
+    answer: dict[str, Any] = {"status": "ok"}
+    if request.principal is not None:
+        answer["scheme"] = request.principal.scheme
+    return answer
+
+
+def submit_form(request: Request) -> dict[str, Any]:
+    """Echo the decoded fields of a URL-encoded form."""
+    body: dict[str, Any] = request.body
+    receipt: dict[str, Any] = {"ok": True, "name": body["name"]}
+    for field in ("age", "newsletter"):
+        if body.get(field) is not None:
+            receipt[field] = body[field]
+    return receipt
+
+
+def get_matrix(request: Request) -> dict[str, Any]:
+    """Echo a matrix-style array (`;coords=1,2,3`) and its sum."""
+    coords: list[int] = request.path_params["coords"]
+    return {"coords": coords, "sum": sum(coords)}
+
+
+def get_label(request: Request) -> dict[str, Any]:
+    """Echo a label-style string (`.red`)."""
+    return {"color": request.path_params["color"]}
