@@ -4,7 +4,7 @@ Compares reply-slot designs for `brrt_actors.actors`, each with a deadline on bo
 (the caller waits with a timeout, the worker runs the handler under a timer), then the real
 `Actor.ask`. The handler does nothing, so the numbers are the runtime's own cost per hop.
 
-    .venv/bin/python benchmarks/actor_hop.py [--hops 20000] [--rounds 7]
+    .venv/bin/python benchmarks/actor_hop.py [--hops 20000] [--rounds 9]
 
 Prints the median (and min) microseconds per hop of each variant, in wall time and in
 process CPU time (the CPU figure is immune to steal time on shared VMs).

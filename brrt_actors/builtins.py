@@ -82,18 +82,24 @@ def docs_assets() -> dict[str, Builtin]:
     return assets
 
 
-def _lazy_file(path: Path, content_type: str) -> Builtin:
-    # NOTE: the Swagger UI bundle is ~1.5 MB: read on first request, not at start.
+def _once(make: Callable[[], bytes], content_type: str,
+          extra: tuple[tuple[str, str], ...] = ()) -> Builtin:
+    # NOTE: built on first request, then kept: start-up does not pay for bodies that
+    # may never be asked for (the spec dumps, the 1.5 MB Swagger UI bundle).
     cache: list[bytes] = []
 
     def answer(environ: dict[str, Any]) -> BuiltinAnswer:
         if not cache:
-            cache.append(path.read_bytes())
+            cache.append(make())
         body = cache[0]
         return 200, [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                     ("Cache-Control", "public, max-age=86400")], body
+                     *extra], body
 
     return answer
+
+
+def _lazy_file(path: Path, content_type: str) -> Builtin:
+    return _once(path.read_bytes, content_type, (("Cache-Control", "public, max-age=86400"),))
 
 
 def build_builtins(document: dict[str, Any], title: str,
@@ -109,16 +115,20 @@ def build_builtins(document: dict[str, Any], title: str,
         return 503, [("Content-Type", "application/json"), ("Retry-After", "1"),
                      ("Content-Length", str(len(draining_body)))], draining_body
 
-    yaml_body = yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
-                          sort_keys=False, allow_unicode=True).encode()
-    json_body = ujson.dumps(document, ensure_ascii=False, escape_forward_slashes=False,
-                            indent=2).encode()
+    def yaml_body() -> bytes:
+        return yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                         sort_keys=False, allow_unicode=True).encode()
+
+    def json_body() -> bytes:
+        return ujson.dumps(document, ensure_ascii=False, escape_forward_slashes=False,
+                           indent=2).encode()
+
     html = _DOCS_PAGE.format(title=_html_escape(title), docs=DOCS_PATH).encode()
     builtins: dict[str, Builtin] = {
         "/health": _fixed(200, "application/json", dumps({"status": "ok"})),
         "/ready": ready,
-        "/openapi.yaml": _fixed(200, "application/yaml; charset=utf-8", yaml_body),
-        "/openapi.json": _fixed(200, "application/json", json_body),
+        "/openapi.yaml": _once(yaml_body, "application/yaml; charset=utf-8"),
+        "/openapi.json": _once(json_body, "application/json"),
         DOCS_PATH: _fixed(200, "text/html; charset=utf-8", html),
     }
     builtins.update(docs_assets())

@@ -107,6 +107,7 @@ def test_deadline_answers_504_cancels_the_handler_and_the_worker_goes_on(
     # The handler really was interrupted: a gevent.Timeout inside it, its finally ran.
     assert isinstance(seen["timeout"], HandlerTimeout)
     assert isinstance(seen["timeout"], gevent.Timeout)
+    assert "deadline" in str(seen["timeout"])
     assert "slept" not in seen
     assert seen["finally"] - started < 0.5
     # ... and the very same worker served the next request.
@@ -138,6 +139,31 @@ def test_envelope_whose_deadline_passed_in_the_mailbox_is_not_run(
     assert second.value.status == 504
     gevent.sleep(0.25)  # the stubborn handler has finished now
     assert ran == ["stubborn"]
+    assert actor.expired == 1
+    assert actor.ask("next") == "next"
+
+
+@pytest.mark.parametrize("deadline_ms", [0, 30000])
+def test_envelope_of_a_caller_that_went_away_is_not_run(make_actor: MakeActor,
+                                                        deadline_ms: int) -> None:
+    ran: list[str] = []
+
+    def handler(request: str) -> str:
+        ran.append(request)
+        gevent.sleep(0.05)
+        return request
+
+    actor = make_actor(handler, workers=1, deadline_ms=deadline_ms)
+    running = _ask_later(actor, "running")
+    gevent.sleep(0.01)
+    gone = _ask_later(actor, "gone")
+    gevent.sleep(0.01)
+    gone.kill(block=True)
+    running.join(timeout=0.5)
+    gevent.sleep(0.01)
+
+    assert running.value == "running"
+    assert ran == ["running"]
     assert actor.expired == 1
     assert actor.ask("next") == "next"
 

@@ -361,3 +361,127 @@ def test_brrtrouter_petstore_loads() -> None:
     assert get_op(spec, "list_pets").security == [{"ApiKeyHeader": []}]
     user = get_op(spec, "get_user").responses["200"].content["application/json"]
     assert compile_validator(user.schema).errors(user.example) == [("/id", "must be a valid uuid")]
+
+
+def test_many_mistakes_each_named(tmp_path: Path) -> None:
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "servers": [{"url": "http://x/{missing}"}],
+        "security": "ApiKey",
+        "components": {"securitySchemes": {
+            "Weird": {"type": "magic"},
+            "Http": {"type": "http"},
+            "Key": {"type": "apiKey", "in": "header", "name": "X-Key"},
+        }},
+        "paths": {
+            "x-internal": {"get": {}},
+            "relative": {"get": {"operationId": "r"}},
+            "/ops": {
+                "get": "not an operation",
+                "put": {"operationId": "put_ops", "x-handler": 5,
+                        "security": [{"Key": "read"}, "Key"],
+                        "parameters": {"name": "q"},
+                        "requestBody": {"content": {}},
+                        "responses": {"200": {"description": "ok", "content": ["json"],
+                                              "headers": ["X-A"]}}},
+                "post": {"operationId": "post_ops",
+                         "parameters": [{"in": "query"},
+                                        {"name": "e", "in": "query", "explode": "yes"},
+                                        {"name": "c", "in": "query", "content": {}}],
+                         "requestBody": {"content": {"application/json": "schema"}},
+                         "responses": "ok"},
+            },
+            "/empty/{}": {"get": {"operationId": "empty", "responses": {}}},
+        },
+    }
+    problems = dict(problems_of(write_spec(tmp_path, doc)))
+    expected = {
+        "/servers/0/url": "server variable 'missing' has no default",
+        "/security": "must be a list of security requirements",
+        "/components/securitySchemes/Weird/type": "type must be one of apiKey",
+        "/components/securitySchemes/Http/scheme": "must name the HTTP scheme",
+        "/paths/relative": "must start with '/'",
+        "/paths/~1ops/get": "must be an operation object",
+        "/paths/~1ops/put/x-handler": "must name the handler function",
+        "/paths/~1ops/put/security/0/Key": "must be a list of scope names",
+        "/paths/~1ops/put/security/1": "must be a mapping of scheme names",
+        "/paths/~1ops/put/parameters": "must be a list of parameters",
+        "/paths/~1ops/put/requestBody": "a request body needs content",
+        "/paths/~1ops/put/responses/200/content": "must be a mapping of media types",
+        "/paths/~1ops/put/responses/200/headers": "must be a mapping of header names",
+        "/paths/~1ops/post/parameters/0/name": "a parameter needs a name",
+        "/paths/~1ops/post/parameters/1/explode": "must be true or false",
+        "/paths/~1ops/post/parameters/2/content": "must hold exactly one media type",
+        "/paths/~1ops/post/requestBody/content/application~1json": "must be a media type",
+        "/paths/~1ops/post/responses": "must be a mapping of status codes",
+        "/paths/~1empty~1{}/get": "has an empty {}",
+    }
+    for where, text in expected.items():
+        assert text in problems.get(where, ""), where
+    assert len(problems) == len(expected), sorted(set(problems) - set(expected))
+
+
+def test_warnings_for_what_is_served_differently(tmp_path: Path) -> None:
+    doc = minimal({"/items/{id}": {
+        "servers": [{"url": "https://cdn.example.com/files"}],
+        "get": {
+            "operationId": "item",
+            "servers": [{"url": "/elsewhere"}],
+            "parameters": [{"name": "id", "in": "path", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "ok", "headers": {
+                "X-Json": {"content": {"application/json": {"schema": {"type": "object"}}}}},
+                "content": {"text/plain": None}}},
+        }}}, version="3.0.3")
+    del doc["info"]
+    spec = load_spec(write_spec(tmp_path, doc))
+    warnings = dict(spec.warnings)
+    assert warnings["/info"] == "info (title, version) is missing"
+    assert "not used; served under ''" in warnings["/paths/~1items~1{id}/servers"]
+    assert "not used; served under ''" in warnings["/paths/~1items~1{id}/get/servers"]
+    assert "required: true" in warnings["/paths/~1items~1{id}/get/parameters/0"]
+    response = spec.operations[0].responses["200"]
+    assert response.headers["X-Json"]["schema"] == {"type": "object"}
+    assert response.content["text/plain"].schema is None
+    assert spec.operations[0].parameters[0].required is True
+
+
+def test_no_paths(tmp_path: Path) -> None:
+    doc = minimal()
+    del doc["paths"]
+    spec = load_spec(write_spec(tmp_path, doc))
+    assert spec.operations == []
+    assert spec.warnings == [("/paths", "the document declares no paths")]
+
+
+def test_invalid_regex_found_when_compiling_is_reported(tmp_path: Path) -> None:
+    # Found while translating, so the problem names the keyword itself.
+    doc = minimal({"/r": {"get": {"operationId": "r", "parameters": [
+        {"name": "q", "in": "query", "schema": {"type": "string", "pattern": "[a-"}}],
+        "responses": {"200": {"description": "ok"}}}}})
+    problems = dict(problems_of(write_spec(tmp_path, doc)))
+    assert "not a valid regular expression" in problems[
+        "/paths/~1r/get/parameters/0/schema/pattern"]
+
+
+def test_pointer_escapes_in_refs(tmp_path: Path) -> None:
+    doc = minimal({"/e": {"get": {"operationId": "e", "responses": {"200": {
+        "description": "ok", "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/a~0b~1c%20d"}}}}}}}},
+        components={"schemas": {"a~b/c d": {"type": "integer", "maximum": 3}}})
+    spec = load_spec(write_spec(tmp_path, doc))
+    schema = spec.operations[0].responses["200"].content["application/json"].schema
+    assert schema == {"type": "integer", "maximum": 3}
+
+
+def test_components_are_translated_once_per_direction() -> None:
+    spec = load_spec(SPECS / "multifile" / "main.yaml")
+    listed = get_op(spec, "list_pets").responses["200"].content["application/json"].schema
+    one = get_op(spec, "get_pet").responses["200"].content["application/json"].schema
+    created = get_op(spec, "add_pet").responses["201"].content["application/json"].schema
+    sent = get_op(spec, "add_pet").request_body.content["application/json"].schema
+    assert listed["items"] == {"$ref": "#/definitions/pet"}
+    assert listed["definitions"]["pet"]["properties"] is created["properties"]
+    assert one["definitions"]["Owner_Ref"] is listed["definitions"]["Owner_Ref"]
+    assert one["properties"] is created["properties"]  # the same response-side translation
+    assert one["required"] == ["id", "name", "owner"]
+    assert sent["required"] == ["name", "owner"]  # id is readOnly

@@ -412,7 +412,7 @@ class _Builder:
             return None
         node, at = found
         content = self.content(node.get("content"), child(at, "content"), REQUEST)
-        if not content:
+        if not node.get("content"):
             self.error(at, "a request body needs content: declare at least one media type")
         return RequestBody(pointer=self.where(at), required=node.get("required") is True,
                            content=content)

@@ -74,7 +74,8 @@ class ResponseSpec:
     pointer: str
     description: str = ""
     content: dict[str, MediaType] = field(default_factory=dict)
-    headers: dict[str, Any] = field(default_factory=dict)  # header name -> resolved object
+    # header name -> the header object, refs resolved, its `schema` translated (response)
+    headers: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
