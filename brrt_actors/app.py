@@ -10,9 +10,9 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .actors import Actor, ActorSystem
 from .builtins import Builtin, build_builtins
@@ -89,6 +89,8 @@ class App:
             request_id = self._next_request_id()
         raw = environ.get("RAW_URI")
         path = raw.split("?", 1)[0] if raw else environ.get("PATH_INFO") or "/"
+        if path[:1] != "/":
+            path = _origin_path(path)
         method = environ["REQUEST_METHOD"]
         try:
             status, headers, body = self._dispatch(environ, method, path, request_id)
@@ -137,6 +139,15 @@ class App:
         headers.append(("Content-Type", PROBLEM_CONTENT_TYPE))
         headers.append(("Content-Length", str(len(body))))
         return error.status, headers, (body,)
+
+
+def _origin_path(target: str) -> str:
+    # NOTE: RFC 9112 3.2.2: a server must accept the absolute-form "http://host/path".
+    _, sep, rest = target.partition("://")
+    if not sep:
+        return target  # "*" or garbage: nothing routes there
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
 
 
 def _printable(path: str) -> str:

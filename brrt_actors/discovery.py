@@ -10,7 +10,7 @@ import importlib.util
 import inspect
 import pkgutil
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,7 +31,15 @@ def _import_path(path: Path) -> ModuleType:
         parent = str(path.parent)
         if parent not in sys.path:
             sys.path.insert(0, parent)
-        return importlib.import_module(path.name)
+        module = _import_name(path.name)
+        # NOTE: a package of the same name imported earlier (or the standard library's, for a
+        # folder named like `json`) would silently stand in for the folder asked for.
+        origin = getattr(module, "__file__", None)
+        if origin is None or Path(origin).resolve().parent != path:
+            raise SpecError([("--handlers", f"{path} is imported as {path.name!r}, but that "
+                                            f"name is already the module {origin or module!r}; "
+                                            "rename the folder")])
+        return module
     if path.suffix != ".py" or not path.is_file():
         raise SpecError([("--handlers", f"{path} is neither a package folder nor a .py file")])
     module_name = f"brrt_handlers_{path.stem}"
@@ -55,10 +63,16 @@ def import_handlers_module(target: str | Path | ModuleType) -> ModuleType:
     looks_like_path = isinstance(target, Path) or "/" in text or text.endswith(".py")
     if looks_like_path or Path(text).exists():
         return _import_path(Path(text))
+    return _import_name(text)
+
+
+def _import_name(name: str) -> ModuleType:
     try:
-        return importlib.import_module(text)
+        return importlib.import_module(name)
     except ImportError as ex:
-        raise SpecError([("--handlers", f"cannot import handlers {text!r}: {ex}")]) from ex
+        # NOTE: only import failures become a start error; any other exception raised by the
+        # user's module keeps its traceback.
+        raise SpecError([("--handlers", f"cannot import handlers {name!r}: {ex}")]) from ex
 
 
 def _modules_of(root: ModuleType) -> Iterable[ModuleType]:
@@ -67,25 +81,32 @@ def _modules_of(root: ModuleType) -> Iterable[ModuleType]:
     if search is None:
         return
     for info in pkgutil.walk_packages(search, prefix=root.__name__ + "."):
-        yield importlib.import_module(info.name)
+        yield _import_name(info.name)
 
 
-def collect_functions(root: ModuleType) -> dict[str, Handler]:
+def collect_functions(root: ModuleType,
+                      wanted: Collection[str] | None = None) -> dict[str, Handler]:
     """Return every public function of `root` and its submodules by name.
 
+    Args:
+        root: the handlers package or module.
+        wanted: only these names (the operations' handler names); None for all.
+
     Raises:
-        SpecError: when two different functions share a name.
+        SpecError: when two different functions share a wanted name (every clash listed).
     """
     found: dict[str, Handler] = {}
     where: dict[str, str] = {}
     clashes: list[tuple[str, str]] = []
     for module in _modules_of(root):
         for name, function in inspect.getmembers(module, inspect.isfunction):
-            if name.startswith("_"):
+            if name.startswith("_") or (wanted is not None and name not in wanted):
                 continue
             if name in found and found[name] is not function:
-                clashes.append(("--handlers", f"two functions named {name!r}: in "
-                                              f"{where[name]} and in {module.__name__}"))
+                clashes.append(("--handlers", f"two different functions named {name!r}: "
+                                              f"in {where[name]} and in {module.__name__}; "
+                                              "keep one (or rename one and point its "
+                                              "operation at it with x-handler)"))
                 continue
             found[name] = function
             where.setdefault(name, module.__name__)
@@ -98,19 +119,27 @@ def resolve_handlers(operations: Iterable[Operation], handlers: HandlersArg,
                      ) -> tuple[dict[str, Handler], list[Operation]]:
     """Match each operation to its handler.
 
+    A package or module is searched for each operation's handler name (its `x-handler`, else
+    its operationId); a mapping may be keyed by operationId or by handler name.
+
     Returns:
         The handlers by operationId, and the operations that have none.
     """
+    operations = list(operations)
+    by_id: Mapping[str, Handler] = {}
     if handlers is None:
-        available: Mapping[str, Handler] = {}
+        by_name: Mapping[str, Handler] = {}
     elif isinstance(handlers, Mapping):
-        available = handlers
+        by_id = by_name = handlers
     else:
-        available = collect_functions(import_handlers_module(handlers))
+        # NOTE: only the names operations ask for can clash; two modules may well each
+        # have a public helper of the same name.
+        by_name = collect_functions(import_handlers_module(handlers),
+                                    {op.handler_name for op in operations})
     resolved: dict[str, Handler] = {}
     missing: list[Operation] = []
     for operation in operations:
-        function = available.get(operation.handler_name)
+        function = by_id.get(operation.operation_id) or by_name.get(operation.handler_name)
         if function is None:
             missing.append(operation)
         else:

@@ -73,7 +73,7 @@ class HTTPError(Exception):
         title: str | None = None,
         headers: Mapping[str, str] | None = None,
         errors: list[dict[str, Any]] | None = None,
-        type: str = "about:blank",  # noqa: A002 - RFC 9457 member name
+        type: str = "about:blank",
     ) -> None:
         self.status = status
         self.title = title or status_title(status)

@@ -104,4 +104,5 @@ class Request:
         return self._headers
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self.path} {self.operation.operation_id} id={self.request_id}>"
+        return (f"<Request {self.method} {self.path} {self.operation.operation_id} "
+                f"id={self.request_id}>")

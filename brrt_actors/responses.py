@@ -86,6 +86,11 @@ class ResponseEncoder:
         self.encode: Callable[[Any], Encoded] = (
             self._encode if mode == "off" else self._encode_checked)
 
+    @property
+    def enforcing(self) -> bool:
+        """True when an invalid response becomes a 500 (mode ``enforce``)."""
+        return self._enforce
+
     def _rule(self, status: int) -> _StatusRule | None:
         rules = self._rules
         key = str(status)
@@ -112,8 +117,16 @@ class ResponseEncoder:
     def _unpack(self, result: Any) -> tuple[int, Any, str | None, list[tuple[str, str]]]:
         if isinstance(result, Response):
             status, body = result.status, result.body
-            headers = list(result.headers.items())
             content_type = result.content_type
+            headers: list[tuple[str, str]] = []
+            for name, value in result.headers.items():
+                lower = name.lower()
+                # NOTE: the runtime writes Content-Type and Content-Length once; a handler's
+                # own Content-Type header counts as `content_type`, its length is recomputed.
+                if lower == "content-type":
+                    content_type = content_type or value
+                elif lower != "content-length":
+                    headers.append((name, value))
             if content_type is None and body is not None:
                 rule = self._rule(status)
                 if isinstance(body, (bytes, bytearray, str)) or is_stream(body):

@@ -20,19 +20,19 @@ T = TypeVar("T")
 
 
 @dataclass(slots=True)
-class _ParamEdge:
+class _ParamEdge(Generic[T]):
     """A segment that is (or contains) one `{name}`: `prefix{name}suffix`."""
 
     name: str
     prefix: str
     suffix: str
-    node: _Node[object]
+    node: _Node[T]
 
 
 @dataclass(slots=True, eq=False)
 class _Node(Generic[T]):
     static: dict[str, _Node[T]] = field(default_factory=dict)
-    params: list[_ParamEdge] = field(default_factory=list)  # usually 0 or 1
+    params: list[_ParamEdge[T]] = field(default_factory=list)  # usually 0 or 1
     # Filled on nodes where a route ends: method -> target, and the Allow header value.
     methods: dict[str, T] = field(default_factory=dict)
     allow: str = ""
@@ -65,8 +65,8 @@ def _param_edge_parts(segment: str, template: str) -> tuple[str, str, str] | Non
         return None
     end = segment.find("}", start)
     if end < 0 or segment.find("{", start + 1) >= 0:
-        raise SpecError([("", f"path {template!r}: segment {segment!r} must hold exactly one "
-                                 "{parameter} (several parameters in one segment are not supported)")])
+        raise SpecError([("", f"path {template!r}: segment {segment!r} must hold exactly "
+                                 "one {parameter} (several in one segment are not supported)")])
     name = segment[start + 1:end]
     if not name:
         raise SpecError([("", f"path {template!r}: empty parameter name in segment {segment!r}")])
@@ -98,13 +98,14 @@ class Router(Generic[T]):
             for edge in node.params:
                 if edge.prefix == prefix and edge.suffix == suffix:
                     if edge.name != name:
-                        raise SpecError([("", f"path {template!r}: parameter {{{name}}} sits where "
-                                                 f"another path has {{{edge.name}}}; use one name")])
-                    node = edge.node  # type: ignore[assignment]
+                        raise SpecError([("", f"path {template!r}: parameter {{{name}}} sits "
+                                                 f"where another path has {{{edge.name}}}; "
+                                                 "use one name")])
+                    node = edge.node
                     break
             else:
                 child: _Node[T] = _Node()
-                node.params.append(_ParamEdge(name, prefix, suffix, child))  # type: ignore[arg-type]
+                node.params.append(_ParamEdge(name, prefix, suffix, child))
                 # NOTE: most specific first: longer literal prefix/suffix before bare {param}.
                 node.params.sort(key=lambda e: -(len(e.prefix) + len(e.suffix)))
                 node = child
@@ -132,7 +133,7 @@ class Router(Generic[T]):
             for child in node.static.values():
                 visit(child)
             for edge in node.params:
-                visit(edge.node)  # type: ignore[arg-type]
+                visit(edge.node)
 
         visit(self._root)
 
@@ -168,7 +169,7 @@ class Router(Generic[T]):
                 value = self._edge_value(edge, segment)
                 if value is None:
                     continue
-                found = self._match(edge.node, segments, index + 1, params)  # type: ignore[arg-type]
+                found = self._match(edge.node, segments, index + 1, params)
                 if found is not None:
                     params[edge.name] = value
                     return found
@@ -176,7 +177,7 @@ class Router(Generic[T]):
         return node if node.methods else None
 
     @staticmethod
-    def _edge_value(edge: _ParamEdge, segment: str) -> str | None:
+    def _edge_value(edge: _ParamEdge[T], segment: str) -> str | None:
         prefix, suffix = edge.prefix, edge.suffix
         if not prefix and not suffix:
             # NOTE: an empty segment never fills a parameter ("/pets/" is not "/pets/{id}").
@@ -197,7 +198,7 @@ class Router(Generic[T]):
             for child in node.static.values():
                 visit(child)
             for edge in node.params:
-                visit(edge.node)  # type: ignore[arg-type]
+                visit(edge.node)
 
         visit(self._root)
         return sorted(out, key=lambda r: (r[1], r[0]))

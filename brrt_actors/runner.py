@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from .app import App, create_app
 from .config import load_settings
 from .discovery import HandlersArg
-from .errors import StartError
+from .errors import ConfigError, StartError
 
 logger = logging.getLogger("brrt_actors")
 
@@ -28,8 +28,18 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     env = os.environ if environ is None else environ
     settings = load_settings(env, config_file, host=host, port=port)
     app = create_app(spec, handlers, mock=mock, environ=env, settings=settings)
-    server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
-    server.start()
+    try:
+        server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
+        server.start()
+    except OSError as ex:
+        app.stop(0)
+        reason = os.strerror(ex.errno) if ex.errno else str(ex)
+        raise ConfigError([("--host/--port (env BRRTR_HOST/PORT)",
+                            f"cannot listen on {settings.host}:{settings.port}: {reason}; "
+                            "pick another address")]) from ex
+    except BaseException:
+        app.stop(0)  # NOTE: the actors already run; do not leave them behind
+        raise
     logger.info("%s %s: %d operations ready in %.0f ms%s", app.spec.title, app.spec.version,
                 len(app.spec.operations), (time.perf_counter() - started) * 1000,
                 " (mock mode)" if mock else "")

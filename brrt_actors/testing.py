@@ -16,7 +16,7 @@ import io
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import ujson
 
@@ -39,7 +39,7 @@ class Headers(dict[str, str]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and super().__contains__(name.lower())
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         return super().get(name.lower(), default)
 
 
@@ -78,7 +78,7 @@ def _multipart(data: Mapping[str, Any], files: Mapping[str, FileSpec]) -> tuple[
             out.write(text.encode() + b"\r\n")
     for name, spec in files.items():
         filename, content = spec[0], spec[1]
-        content_type = spec[2] if len(spec) == 3 else "application/octet-stream"  # type: ignore[misc]
+        content_type = spec[2] if len(spec) == 3 else "application/octet-stream"
         out.write((f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
                    f"filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").encode())
         out.write(content + b"\r\n")
@@ -132,7 +132,7 @@ class Client:
         environ: dict[str, Any] = {
             "REQUEST_METHOD": method.upper(),
             "SCRIPT_NAME": "",
-            "PATH_INFO": _unquote_latin1(raw_path),
+            "PATH_INFO": unquote(raw_path, encoding="latin-1"),
             "QUERY_STRING": query_string,
             "RAW_URI": quote(raw_path, safe="/%;,=.:@!$&'()*+-_~[]") + (
                 f"?{query_string}" if query_string else ""),
@@ -198,8 +198,3 @@ class Client:
     def delete(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("DELETE", path, **kwargs)
 
-
-def _unquote_latin1(path: str) -> str:
-    from urllib.parse import unquote
-
-    return unquote(path, encoding="latin-1")

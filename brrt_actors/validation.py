@@ -83,7 +83,7 @@ class SchemaValidator:
 
     def _listing_validator(self) -> Any:
         if self._lister is None:
-            from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+            from jsonschema import Draft7Validator
 
             self._lister = Draft7Validator(self.schema, format_checker=_format_checker())
         return self._lister

@@ -13,8 +13,6 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
 
-from jsonschema import Draft7Validator, FormatChecker  # type: ignore[import-untyped]
-
 from ..spec.model import JSONSchema
 from .patterns import from_pattern, search
 
@@ -86,6 +84,9 @@ class _Generator:
     def __init__(self, root: JSONSchema, notes: list[str]) -> None:
         self.root = root
         self.notes = notes
+        # NOTE: imported here, not at module level: only mock mode pays jsonschema's import.
+        from jsonschema import Draft7Validator, FormatChecker
+
         self._validator: Any = Draft7Validator(root, format_checker=FormatChecker())
         self._active: dict[str, int] = {}  # $ref -> times it is being expanded on this path
 

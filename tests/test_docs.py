@@ -1,0 +1,252 @@
+"""/docs and /redoc really render in a browser: headless Chromium against a real server.
+
+Swagger UI 4 answers an OpenAPI 3.1 document with "Unable to render this definition"; these
+tests hold the runtime to Swagger UI 5 by reading the DOM Chromium built (``--dump-dom``).
+Without a `chromium` binary they skip, except in CI (env CI set), where they fail: .ci/run
+installs Chromium.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from brrt_actors import create_app
+from brrt_actors.app import App
+from brrt_actors.server import HTTPServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+REFERENCE_PETSTORE = ROOT.parent / "shared" / "reference" / "brrtrouter-petstore.yaml"
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_TIMEOUT_S = 90
+SWAGGER_4_ERROR = "Unable to render this definition"
+OPBLOCK = re.compile(r'class="opblock opblock-(get|put|post|delete|options|head|patch|trace)\b')
+SUMMARY = re.compile(r'class="opblock-summary-description">([^<]*)<')
+
+# An OpenAPI 3.1 document under a base path that owns /openapi.json (mock mode serves it);
+# it uses 3.1-only features: info.summary, license.identifier, type lists, prefixItems,
+# top-level webhooks.
+SPEC_31 = """
+openapi: 3.1.0
+info:
+  title: Docs <check> & co
+  version: "2.0"
+  summary: A 3.1 document
+  license: {name: MIT, identifier: MIT}
+servers:
+  - url: BASE
+paths:
+  /openapi.json:
+    get:
+      operationId: own_openapi
+      summary: The service's own openapi.json
+      responses:
+        "200":
+          description: Not the spec.
+          content:
+            application/json:
+              schema: {type: object}
+  /things/{id}:
+    get:
+      operationId: get_thing
+      summary: Read a thing
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer}}
+      responses:
+        "200":
+          description: A thing.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Thing"}
+components:
+  schemas:
+    Thing:
+      type: object
+      properties:
+        name: {type: [string, "null"]}
+        tags: {type: array, prefixItems: [{type: string}]}
+webhooks:
+  thingChanged:
+    post:
+      summary: A thing changed
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Thing"}
+      responses:
+        "200": {description: Taken.}
+"""
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium binary; its absence skips the test, or fails it in CI."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = ("chromium is not installed, so /docs cannot be rendered "
+                   "(apt-get install chromium; .ci/run installs it)")
+        if _in_ci():
+            pytest.fail(f"{message}; CI is set, so this must not skip")
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture()
+def render(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Load a URL in headless Chromium and return the DOM once the page has settled."""
+
+    def _render(url: str) -> str:
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        command = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000", "--dump-dom", url,
+        ]
+        # NOTE: subprocess is gevent-patched (conftest), so the in-process server keeps
+        # answering the browser while this greenlet waits.
+        done = subprocess.run(command, capture_output=True, timeout=CHROMIUM_TIMEOUT_S,
+                              check=False)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        return done.stdout.decode()
+
+    return _render
+
+
+@pytest.fixture()
+def serve(apps: list[object]) -> Iterator[Callable[[WSGIApp], str]]:
+    """Serve a WSGI app on 127.0.0.1 (any port); return its base URL."""
+    servers: list[HTTPServer] = []
+
+    def _serve(app: WSGIApp) -> str:
+        if isinstance(app, App):
+            apps.append(app)
+        server = HTTPServer(app, host="127.0.0.1", port=0)
+        server.start()
+        servers.append(server)
+        host, port = server.address
+        return f"http://{host}:{port}"
+
+    yield _serve
+    for server in servers:
+        server.stop(grace_s=0)
+
+
+def _summaries(dom: str) -> list[str]:
+    return SUMMARY.findall(dom)
+
+
+def _assert_swagger_ui_5(dom: str) -> None:
+    assert SWAGGER_4_ERROR not in dom
+    assert 'class="swagger-ui"' in dom
+    assert '<pre class="version">OAS 3.1</pre>' in dom  # the version stamp of Swagger UI 5
+
+
+def _spec_31(tmp_path: Path, base: str) -> Path:
+    path = tmp_path / "docs31.yaml"
+    path.write_text(SPEC_31.replace("BASE", base))
+    return path
+
+
+def test_docs_render_every_petstore_operation(
+        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        petstore_env: dict[str, str]) -> None:
+    app = create_app(SPECS / "petstore.yaml", "handlers", environ=petstore_env)
+    dom = render(serve(app) + "/docs")
+    _assert_swagger_ui_5(dom)
+    expected = [op.summary for op in app.spec.operations]
+    assert len(expected) == 22
+    assert len(OPBLOCK.findall(dom)) == len(expected)
+    assert sorted(_summaries(dom)) == sorted(html_text(s) for s in expected)
+    # Schemas are drawn by the JSON Schema 2020-12 renderer that OpenAPI 3.1 needs.
+    assert "json-schema-2020-12" in dom
+    assert "<title>brrt_actors pet store - Swagger UI</title>" in dom
+
+
+def test_docs_render_a_31_document_that_owns_openapi_json(
+        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        tmp_path: Path) -> None:
+    url = serve(create_app(_spec_31(tmp_path, "/"), mock=True))
+    dom = render(url + "/docs")
+    _assert_swagger_ui_5(dom)
+    # The page reads the effective spec, not the operation that took /openapi.json.
+    assert sorted(_summaries(dom)) == ["A thing changed", "Read a thing",
+                                       "The service's own openapi.json"]
+    assert "<title>Docs &lt;check&gt; &amp; co - Swagger UI</title>" in dom
+    assert "Webhooks" in dom
+
+
+def test_docs_render_under_a_base_path_behind_a_proxy_prefix(
+        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        tmp_path: Path, apps: list[object]) -> None:
+    app = create_app(_spec_31(tmp_path, "/api/v1"), mock=True)
+    apps.append(app)
+    url = serve(_behind_prefix(app, "/gateway"))
+    dom = render(url + "/gateway/docs")
+    _assert_swagger_ui_5(dom)
+    assert "Read a thing" in _summaries(dom)
+    assert 'data-path="/things/{id}"' in dom
+    assert "/api/v1" in dom  # the server the operations are called on
+
+
+def test_redoc_renders_the_petstore(
+        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        petstore_env: dict[str, str]) -> None:
+    app = create_app(SPECS / "petstore.yaml", "handlers", environ=petstore_env)
+    dom = render(serve(app) + "/redoc")
+    assert "Something went wrong" not in dom
+    for operation in app.spec.operations:
+        assert html_text(operation.summary) in dom, operation.summary
+    assert "<title>brrt_actors pet store - ReDoc</title>" in dom
+
+
+@pytest.mark.reference
+def test_docs_render_the_brrtrouter_petstore(
+        render: Callable[[str], str], serve: Callable[[WSGIApp], str]) -> None:
+    if not REFERENCE_PETSTORE.is_file():
+        pytest.skip(f"{REFERENCE_PETSTORE} is absent")
+    app = create_app(REFERENCE_PETSTORE, mock=True, environ={})
+    dom = render(serve(app) + "/docs")
+    _assert_swagger_ui_5(dom)
+    document = yaml.safe_load(REFERENCE_PETSTORE.read_text())
+    operations = [op for item in document["paths"].values() for method, op in item.items()
+                  if method in ("get", "put", "post", "delete", "options", "head", "patch")]
+    assert len(OPBLOCK.findall(dom)) == len(operations) == 22
+    assert {html_text(op["summary"]) for op in operations if op.get("summary")} <= set(
+        _summaries(dom))
+
+
+def html_text(text: str) -> str:
+    """`text` as Chromium serialises it into a text node."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _behind_prefix(app: WSGIApp, prefix: str) -> WSGIApp:
+    """A reverse proxy that serves `app` under `prefix` (and strips it on the way in)."""
+
+    def proxied(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        raw = environ.get("RAW_URI") or environ["PATH_INFO"]
+        if not raw.startswith(prefix + "/"):
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return []
+        environ["RAW_URI"] = raw[len(prefix):]
+        environ["PATH_INFO"] = environ["PATH_INFO"][len(prefix):]
+        return app(environ, start_response)
+
+    return proxied
