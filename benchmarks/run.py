@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PYPERF_SCRIPTS = ("router.py", "pipeline.py")
-PLAIN_SCRIPTS = ("actor_hop.py",)
+PYPERF_SCRIPTS = ("router.py",)
+PLAIN_SCRIPTS = ("actor_hop.py", "pipeline.py")
 
 
 def main() -> int:

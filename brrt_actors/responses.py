@@ -86,11 +86,6 @@ class ResponseEncoder:
         self.encode: Callable[[Any], Encoded] = (
             self._encode if mode == "off" else self._encode_checked)
 
-    @property
-    def enforcing(self) -> bool:
-        """True when an invalid response becomes a 500 (mode ``enforce``)."""
-        return self._enforce
-
     def _rule(self, status: int) -> _StatusRule | None:
         rules = self._rules
         key = str(status)
@@ -164,10 +159,18 @@ class ResponseEncoder:
             raise ResponseValidationError("; ".join(
                 f"{pointer or '/'}: {message}" for pointer, message in problems[:10]))
 
-    def check_error_status(self, error: HTTPError, runtime_statuses: frozenset[int]) -> None:
-        """Raise ResponseValidationError when a handler's HTTPError has an undeclared status."""
-        if error.status not in runtime_statuses and self._rule(error.status) is None:
-            raise ResponseValidationError(f"status {error.status} is not declared")
+    def check_error(self, error: HTTPError, runtime_statuses: frozenset[int]) -> None:
+        """Check the status of an HTTPError a handler raised, as `encode` checks results.
+
+        A status neither declared nor one the runtime answers by itself is logged; under
+        ``enforce`` it becomes a 500.
+        """
+        if error.status in runtime_statuses or self._rule(error.status) is not None:
+            return
+        logger.error("%s: response %s does not match the spec: status %s is not declared",
+                     self.operation.operation_id, error.status, error.status)
+        if self._enforce:
+            raise HTTPError(500, "the response did not match the API description") from error
 
 
 def body_chunks(body: Any, content_type: str | None,
