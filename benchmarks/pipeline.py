@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    app = create_app(ROOT / "specs" / "petstore.yaml", str(ROOT / "handlers"),
-                     environ={"BRRTR_API_KEY__ApiKeyHeader": "test123"})
+    app = create_app(ROOT / "specs" / "petstore.yaml", str(ROOT / "handlers"), environ={},
+                     config_file=ROOT / "specs" / "petstore.config.yaml")
     statuses: list[str] = []
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:

@@ -40,6 +40,8 @@ def _environment() -> dict[str, str]:
     env = {name: value for name, value in os.environ.items()
            if not name.startswith("BRRTR_") and name not in ("PORT", "PYTHONDONTWRITEBYTECODE")}
     env["BRRTR_API_KEY__ApiKeyHeader"] = "test123"
+    env["BRRTR_JWT_SECRET__BearerAuth"] = "bench-bearer-secret-0123456789abcdef"
+    env["BRRTR_JWT_SECRET__OAuth2"] = "bench-oauth2-secret-0123456789abcdef"
     return env
 
 

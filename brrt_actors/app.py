@@ -28,6 +28,7 @@ from .security import SecurityProvider, build_providers, build_security_check
 from .spec import Spec, load_spec
 
 logger = logging.getLogger("brrt_actors")
+security_logger = logging.getLogger("brrt_actors.security")
 
 StartResponse = Callable[..., Any]
 
@@ -126,7 +127,7 @@ class App:
             if method == "HEAD":
                 pipeline = match.methods.get("GET")
             elif method == "OPTIONS":
-                return 204, [("Allow", match.allow), ("Content-Length", "0")], ()
+                return 204, [("Allow", match.allow)], ()
             if pipeline is None:
                 raise HTTPError(405, f"{method} is not allowed on {match.template}",
                                 headers={"Allow": match.allow})
@@ -165,6 +166,7 @@ def create_app(
     config_file: str | Path | None = None,
     settings: Settings | None = None,
     security_providers: Mapping[str, SecurityProvider] | None = None,
+    dev: bool = False,
 ) -> App:
     """Build the WSGI app for `spec`: compile everything and start one actor per operation.
 
@@ -174,10 +176,15 @@ def create_app(
             operationId, or a mapping of operationId to function.
         mock: answer operations that have no handler with their declared example (or a
             generated value), and let unconfigured security schemes reject everything.
+        dev: give unconfigured security schemes their documented development defaults
+            (API key ``dev``, HS256 secret ``brrt-dev-secret``, user ``dev``/``dev``),
+            with a warning per scheme. Never in production.
         environ: where settings and secrets are read (default: ``os.environ``).
         config_file: YAML config file (settings and secrets; env vars win).
         settings: ready-made settings (then `environ`/`config_file` only supply secrets).
-        security_providers: custom providers by security scheme name.
+        security_providers: custom providers by security scheme name (they win over
+            configured ones and over those registered with
+            `brrt_actors.security.register_provider`).
 
     Raises:
         SpecError: the spec cannot be served, or handlers are missing (all listed).
@@ -204,9 +211,9 @@ def create_app(
     used = {name for op in loaded.operations for group in op.security for name in group}
     providers, warnings = build_providers(
         loaded.security_schemes, used, env, settings.security, custom=security_providers,
-        allow_unconfigured=mock)
+        allow_unconfigured=mock, dev=dev, config_file=settings.config_file)
     for warning in warnings:
-        logger.warning("%s", warning)
+        security_logger.warning("%s", warning)
 
     actors = ActorSystem()
     router: Router[OperationPipeline] = Router()

@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config file (env vars override it)")
     serve.add_argument("--log-level", default=os.environ.get("BRRTR_LOG_LEVEL", "INFO"),
                        help="logging level (env BRRTR_LOG_LEVEL, default INFO)")
+    serve.add_argument("--dev", action="store_true",
+                       help="development defaults for unconfigured security schemes (API key "
+                            "'dev', HS256 secret 'brrt-dev-secret', user dev/dev); never in "
+                            "production")
 
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("spec")
@@ -35,6 +39,24 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("spec")
     check.add_argument("--handlers", help="also check that every operation has a handler")
     check.add_argument("--config")
+    check.add_argument("--dev", action="store_true",
+                       help="as serve --dev: unconfigured schemes get development defaults")
+
+    token = commands.add_parser(
+        "token", help="print a test JWT for a bearer/oauth2 scheme, signed with its secret")
+    token.add_argument("--scheme", required=True, help="the security scheme's name")
+    token.add_argument("--config", help="YAML config file holding the scheme's secret")
+    token.add_argument("--spec", help="the spec (only needed when the config file's flat "
+                                      "bearer and oauth2 sections differ)")
+    token.add_argument("--sub", default="user", help="the subject (default: user)")
+    token.add_argument("--scope", default="", help='space-separated scopes, e.g. "read write"')
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.add_argument("--dev", action="store_true",
+                       help="sign with the development secret if the scheme is unconfigured")
+
+    hashing = commands.add_parser(
+        "hash-password", help="hash a password (from stdin, or prompted) for security.basic")
+    hashing.add_argument("--algorithm", choices=("scrypt", "pbkdf2_sha256"), default="scrypt")
     return parser
 
 
@@ -48,11 +70,18 @@ def run(argv: Sequence[str]) -> int:
     try:
         if args.command == "serve":
             return runner.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
-                                     port=args.port, config_file=args.config)
+                                     port=args.port, config_file=args.config, dev=args.dev)
         if args.command == "routes":
             return runner.print_routes(args.spec, args.handlers, sys.stdout,
                                        config_file=args.config)
-        return runner.check_spec(args.spec, args.handlers, sys.stdout, config_file=args.config)
+        if args.command == "token":
+            return runner.print_token(args.scheme, sys.stdout, config_file=args.config,
+                                      spec=args.spec, subject=args.sub,
+                                      scopes=args.scope.split(), ttl_s=args.ttl, dev=args.dev)
+        if args.command == "hash-password":
+            return runner.print_password_hash(sys.stdout, sys.stdin, algorithm=args.algorithm)
+        return runner.check_spec(args.spec, args.handlers, sys.stdout, config_file=args.config,
+                                 dev=args.dev)
     except StartError as ex:
         print(f"brrt: cannot start: {ex}", file=sys.stderr)
         return 1

@@ -230,6 +230,9 @@ _FILE_SECTIONS: Final = {
     "actors": frozenset({"defaults", "operations"}),
     "validation": frozenset({"responses"}),
     "security": None,  # kept as written for the security stage
+    # BRRTRouter's sections, so that its config.yaml loads (see _brrtrouter_sections).
+    "http": None,
+    "cors": None,
 }
 _ACTOR_KEYS: Final = frozenset(_ACTOR_KNOB_BY_NAME)
 
@@ -304,6 +307,40 @@ def _file_actor_values(data: Mapping[str, Any], where: str,
     return values
 
 
+_NO_EFFECT = "accepted but has no effect here"
+
+
+def _brrtrouter_sections(data: Mapping[str, Any], sections: Mapping[str, dict[str, Any]],
+                         prefix: str, values: dict[str, Any], problems: list[Problem],
+                         notes: list[Problem]) -> None:
+    """Take what BRRTRouter's `http:` and `cors:` sections mean here; note the rest."""
+    keepalive = _SERVER_KNOBS[3]
+    for key, raw in sections["http"].items():
+        where = f"{prefix}http.{key}"
+        if key == "timeout_secs":
+            parsed = _parse(keepalive, raw, where, problems)
+            if parsed is not None:
+                values[keepalive.name] = parsed
+                if keepalive.name in sections["server"]:
+                    notes.append((where, "server.keepalive_timeout_s is also given and wins"))
+        elif key == "keep_alive":
+            if not isinstance(raw, bool):
+                problems.append((where, f"{_describe(raw)} is not valid; expected true or "
+                                        "false"))
+            elif not raw:
+                notes.append((where, f"{_NO_EFFECT}: connections are always kept alive; an "
+                                     "idle one is closed after server.keepalive_timeout_s"))
+        elif key == "max_requests":
+            notes.append((where, f"{_NO_EFFECT}: a connection serves any number of "
+                                 "requests"))
+        else:
+            notes.append((where, f"{_NO_EFFECT} (not a BRRTRouter http setting brrt_actors "
+                                 "knows)"))
+    if "cors" in data:
+        notes.append((f"{prefix}cors", f"{_NO_EFFECT} yet: CORS support comes in a later "
+                                       "version"))
+
+
 # -- load_settings -------------------------------------------------------------------------
 
 def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
@@ -330,8 +367,10 @@ def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
         if allowed is not None:
             _unknown_keys(sections[name], allowed, f"{prefix}{name}", problems)
 
-    # Server settings: file, then env, then the command line.
+    # Server settings: file (BRRTRouter's http section below server), then env, then CLI.
     values: dict[str, Any] = {}
+    notes: list[Problem] = []
+    _brrtrouter_sections(data, sections, prefix, values, problems, notes)
     for knob in _SERVER_KNOBS:
         if knob.name in sections["server"]:
             parsed = _parse(knob, sections["server"][knob.name],
@@ -383,7 +422,6 @@ def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
         if env_knob is not None and value.strip():
             _parse(env_knob, value, name, problems)
 
-    notes: list[Problem] = []
     if _env_value(environ, STACK_SIZE_ENV) is not None:
         notes.append((STACK_SIZE_ENV, _NO_STACK))
 

@@ -28,10 +28,16 @@ if TYPE_CHECKING:
 Stage = Callable[[Request, dict[str, str], list[dict[str, Any]]], None]
 
 
-def _security_stage(check: Callable[[dict[str, Any]], Principal | None]) -> Stage:
+SecurityStage = Callable[[dict[str, Any], str], "Principal | None"]
+
+
+def _security_stage(check: SecurityStage) -> Stage:
     def security(request: Request, raw_params: dict[str, str],
                  errors: list[dict[str, Any]]) -> None:
-        request.principal = check(request.environ)
+        principal = check(request.environ, request.request_id)
+        if principal is not None:
+            request.principal = principal
+            request.claims = principal.claims
 
     return security
 
@@ -72,7 +78,7 @@ class OperationPipeline:
         actor: Actor,
         encoder: ResponseEncoder,
         *,
-        security: Callable[[dict[str, Any]], Principal | None] | None,
+        security: SecurityStage | None,
         max_body_bytes: int,
         runtime_statuses: frozenset[int],
         validate_error_statuses: bool,

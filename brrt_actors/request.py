@@ -8,18 +8,29 @@ if TYPE_CHECKING:
 
 
 class Principal:
-    """Who made the request, as established by the security stage."""
+    """Who made the request, as established by the security stage.
 
-    __slots__ = ("scheme", "scopes", "subject")
+    Attributes:
+        scheme: the name of the security scheme that accepted the credentials.
+        subject: who they belong to (a JWT's ``sub``, a basic user name), if known.
+        scopes: the scopes the credentials grant (a JWT's ``scope``/``scp``).
+        claims: the verified claims of a token (``{}`` for other credentials).
+    """
+
+    __slots__ = ("claims", "scheme", "scopes", "subject")
 
     def __init__(self, scheme: str, subject: str | None = None,
-                 scopes: frozenset[str] = frozenset()) -> None:
+                 scopes: frozenset[str] = frozenset(),
+                 claims: dict[str, Any] | None = None) -> None:
         self.scheme = scheme
         self.subject = subject
         self.scopes = scopes
+        self.claims: dict[str, Any] = claims if claims is not None else {}
 
     def __repr__(self) -> str:
-        return f"Principal(scheme={self.scheme!r}, subject={self.subject!r})"
+        # SECURITY: claims stay out of reprs (they may carry personal data).
+        return (f"Principal(scheme={self.scheme!r}, subject={self.subject!r}, "
+                f"scopes={sorted(self.scopes)!r})")
 
 
 class UploadedFile:

@@ -96,7 +96,7 @@ class ResponseEncoder:
 
     def _encode(self, result: Any) -> Encoded:
         status, body, content_type, headers = self._unpack(result)
-        return status, headers, body_chunks(body, content_type, headers)
+        return status, headers, body_chunks(status, body, content_type, headers)
 
     def _encode_checked(self, result: Any) -> Encoded:
         status, body, content_type, headers = self._unpack(result)
@@ -107,7 +107,7 @@ class ResponseEncoder:
                          self.operation.operation_id, status, ex)
             if self._enforce:
                 raise HTTPError(500, "the response did not match the API description") from ex
-        return status, headers, body_chunks(body, content_type, headers)
+        return status, headers, body_chunks(status, body, content_type, headers)
 
     def _unpack(self, result: Any) -> tuple[int, Any, str | None, list[tuple[str, str]]]:
         if isinstance(result, Response):
@@ -173,9 +173,12 @@ class ResponseEncoder:
             raise HTTPError(500, "the response did not match the API description") from error
 
 
-def body_chunks(body: Any, content_type: str | None,
+def body_chunks(status: int, body: Any, content_type: str | None,
                 headers: list[tuple[str, str]]) -> Iterable[bytes]:
     """Return the body as chunks and add Content-Type (and Content-Length) to `headers`."""
+    if status == 204 or status == 304:
+        # NOTE: RFC 9110 6.4.1, 8.6: these have no content, and 204 no Content-Length.
+        return ()
     if content_type is not None:
         headers.append(("Content-Type", content_type))
     if body is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,15 +19,18 @@ logger = logging.getLogger("brrt_actors")
 def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                host: str | None = None, port: int | None = None,
                config_file: str | None = None,
-               environ: Mapping[str, str] | None = None) -> int:
-    """Build the app and serve it until SIGTERM/SIGINT; return the exit code (0)."""
+               environ: Mapping[str, str] | None = None, dev: bool = False) -> int:
+    """Build the app and serve it until SIGTERM/SIGINT; return the exit code (0).
+
+    `dev` gives unconfigured security schemes their development defaults (loudly).
+    """
     from . import validation
     from .server import HTTPServer
 
     started = time.perf_counter()
     env = os.environ if environ is None else environ
     settings = load_settings(env, config_file, host=host, port=port)
-    app = create_app(spec, handlers, mock=mock, environ=env, settings=settings)
+    app = create_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
     try:
         server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
         server.start()
@@ -40,9 +43,10 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     except BaseException:
         app.stop(0)  # NOTE: the actors already run; do not leave them behind
         raise
-    logger.info("%s %s: %d operations ready in %.0f ms%s", app.spec.title, app.spec.version,
+    logger.info("%s %s: %d operations ready in %.0f ms%s%s", app.spec.title, app.spec.version,
                 len(app.spec.operations), (time.perf_counter() - started) * 1000,
-                " (mock mode)" if mock else "")
+                " (mock mode)" if mock else "", " (DEV MODE: development credentials "
+                "accepted)" if dev else "")
     import gevent
 
     # NOTE: the full-error validator is imported off the request path, once listening.
@@ -93,13 +97,14 @@ def print_routes(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
 
 def check_spec(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
                config_file: str | None = None,
-               environ: Mapping[str, str] | None = None) -> int:
+               environ: Mapping[str, str] | None = None, dev: bool = False) -> int:
     """Load and compile everything; print every problem; return 0 (fine) or 1."""
     env = os.environ if environ is None else environ
     try:
         settings = load_settings(env, config_file)
         # Without handlers, only the spec and its settings are checked.
-        app = create_app(spec, handlers, mock=handlers is None, environ=env, settings=settings)
+        app = create_app(spec, handlers, mock=handlers is None, environ=env, settings=settings,
+                         dev=dev)
     except StartError as ex:
         out.write(f"{spec}: {len(ex.problems)} problem(s)\n")
         for where, message in ex.problems:
@@ -107,4 +112,92 @@ def check_spec(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
         return 1
     app.stop(0)
     out.write(f"{spec}: OK ({len(app.spec.operations)} operations)\n")
+    return 0
+
+
+def make_token(scheme_name: str, *, config_file: str | None = None,
+               spec: str | Path | None = None, subject: str = "user",
+               scopes: Sequence[str] = (), ttl_s: int = 3600, dev: bool = False,
+               environ: Mapping[str, str] | None = None) -> str:
+    """Return a token for the bearer/oauth2 scheme `scheme_name`, signed with its secret.
+
+    The secret (and ``iss``/``aud``) come from the env and the config file, as for
+    ``brrt serve``; without a spec, the scheme is looked up as an http-bearer, then as an
+    oauth2 scheme. With `dev`, an unconfigured scheme uses the development secret.
+
+    Raises:
+        ConfigError: the scheme has no shared secret (or verifies with a public key).
+    """
+    from .security.config import DEV_JWT_SECRET, HMAC_ALGORITHMS, resolve_security
+    from .security.jwt import JWTSettings, mint_token
+    from .spec import load_spec
+    from .spec.model import SecurityScheme
+
+    env = os.environ if environ is None else environ
+    settings = load_settings(env, config_file)
+    where = f"--scheme {scheme_name}"
+    if spec is not None:
+        scheme = load_spec(spec).security_schemes.get(scheme_name)
+        if scheme is None:
+            raise ConfigError([(where, f"the spec has no security scheme {scheme_name!r}")])
+        candidates = [scheme]
+    else:
+        candidates = [SecurityScheme(scheme_name, "http", where, scheme="bearer"),
+                      SecurityScheme(scheme_name, "oauth2", where)]
+    found = []
+    for candidate in candidates:
+        resolved = resolve_security({scheme_name: candidate}, settings.security, env,
+                                    config_file=config_file)
+        if scheme_name in resolved.schemes:
+            found.append(resolved.schemes[scheme_name])
+    if len(found) == 2 and found[0] != found[1]:
+        raise ConfigError([(where, "the flat security.bearer and security.oauth2 sections "
+                                   "differ; name the spec with --spec to pick")])
+    jwt_settings = found[0] if found else None
+    if jwt_settings is None and dev:
+        logger.warning("DEVELOPMENT DEFAULT (--dev): signing with %r; only a server started "
+                       "with --dev (and %s unconfigured) accepts this token", DEV_JWT_SECRET,
+                       scheme_name)
+        jwt_settings = JWTSettings(algorithms=("HS256",), secret=DEV_JWT_SECRET)
+    if not isinstance(jwt_settings, JWTSettings) or not jwt_settings.secret:
+        what = ("is not configured" if jwt_settings is None
+                else "verifies tokens with a public key, JWKS or OIDC")
+        raise ConfigError([(where, f"{scheme_name!r} {what}; brrt token signs with a shared "
+                                   f"secret: set BRRTR_JWT_SECRET__{scheme_name} or "
+                                   f"security.bearer.{scheme_name}.secret (or use --dev)")])
+    algorithm = next(a for a in jwt_settings.algorithms if a in HMAC_ALGORITHMS)
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl_s}
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    if jwt_settings.issuer:
+        claims["iss"] = jwt_settings.issuer
+    if jwt_settings.audience:
+        audience = jwt_settings.audience
+        claims["aud"] = audience if isinstance(audience, str) else list(audience)
+    return mint_token(jwt_settings.secret, claims, algorithm=algorithm)
+
+
+def print_token(scheme_name: str, out: TextIO, **options: Any) -> int:
+    """Print `make_token`'s token to `out`; return the exit code."""
+    out.write(make_token(scheme_name, **options) + "\n")
+    return 0
+
+
+def print_password_hash(out: TextIO, stdin: TextIO, *, algorithm: str = "scrypt") -> int:
+    """Read a password (prompting twice on a terminal, else the first line of `stdin`) and
+    print its hash for ``security.basic.<Scheme>.users``; return the exit code."""
+    import getpass
+
+    from .security.basic import hash_password
+
+    if stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise ConfigError([("hash-password", "the passwords differ")])
+    else:
+        password = stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError([("hash-password", "the password is empty")])
+    out.write(hash_password(password, algorithm) + "\n")
     return 0

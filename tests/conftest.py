@@ -20,10 +20,20 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 
+# The secrets of the pet store's security schemes, as the environment gives them.
+PETSTORE_BEARER_SECRET = "test-bearer-secret-0123456789abcdef"
+PETSTORE_OAUTH2_SECRET = "test-oauth2-secret-0123456789abcdef"
+PETSTORE_ENV = {
+    "BRRTR_API_KEY__ApiKeyHeader": "test123",
+    "BRRTR_JWT_SECRET__BearerAuth": PETSTORE_BEARER_SECRET,
+    "BRRTR_JWT_SECRET__OAuth2": PETSTORE_OAUTH2_SECRET,
+}
+
+
 @pytest.fixture()
 def petstore_env() -> dict[str, str]:
-    """The environment the pet store needs: its API key."""
-    return {"BRRTR_API_KEY__ApiKeyHeader": "test123"}
+    """The environment the pet store needs: its API key and its JWT secrets."""
+    return dict(PETSTORE_ENV)
 
 
 @pytest.fixture()

@@ -1,6 +1,7 @@
 """The `brrt` command line, run as real processes (`python -m brrt_actors` and `brrt`)."""
 from __future__ import annotations
 
+import base64
 import gc
 import http.client
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import jwt as pyjwt
 import pytest
 import ujson
 import yaml
@@ -23,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures_handlers"
 PETSTORE = "specs/petstore.yaml"
-KEY_ENV = {"BRRTR_API_KEY__ApiKeyHeader": "test123"}
+KEY_ENV = {"BRRTR_API_KEY__ApiKeyHeader": "test123",
+           "BRRTR_JWT_SECRET__BearerAuth": "test-bearer-secret-0123456789abcdef",
+           "BRRTR_JWT_SECRET__OAuth2": "test-oauth2-secret-0123456789abcdef"}
 KEY = {"X-API-Key": "test123"}
 
 COMMANDS = {
@@ -253,6 +257,133 @@ def test_unconfigured_key_names_the_variable() -> None:
     assert "ApiKeyHeader" in result.stderr and "BRRTR_API_KEY__ApiKeyHeader" in result.stderr
 
 
+def test_unconfigured_schemes_are_all_named() -> None:
+    result = brrt("serve", PETSTORE, "--handlers", "handlers", "--port", "0")
+    assert result.returncode == 1
+    assert result.stderr.startswith("brrt: cannot start: 3 problems:")
+    for variable in ("BRRTR_API_KEY__ApiKeyHeader", "BRRTR_JWT_SECRET__BearerAuth",
+                     "BRRTR_JWT_SECRET__OAuth2"):
+        assert variable in result.stderr
+
+
+def test_dev_serves_unconfigured_schemes_loudly(serve: Callable[..., Served]) -> None:
+    server = serve(str(TEST_SPECS / "security_schemes.yaml"), "--mock", "--dev",
+                   env=environment())
+    assert server.output.count("WARNING brrt_actors.security: DEVELOPMENT DEFAULT") == 5
+    assert "DEV MODE" in server.output
+    assert server.get("/apikey", headers={"X-API-Key": "dev"})[0] == 200
+    assert server.get("/apikey", headers={"X-API-Key": "test123"})[0] == 401
+    basic = base64.b64encode(b"dev:dev").decode()
+    assert server.get("/basic", headers={"Authorization": f"Basic {basic}"})[0] == 200
+    token = brrt("token", "--scheme", "Bearer", "--dev").stdout.strip()
+    assert server.get("/bearer", headers={"Authorization": f"Bearer {token}"})[0] == 200
+    assert server.signal(signal.SIGTERM) == 0
+
+
+def test_check_with_dev() -> None:
+    spec = str(TEST_SPECS / "security_schemes.yaml")
+    assert brrt("check", spec, "--handlers", str(FIXTURES / "fx_partial.py")).returncode == 1
+    result = brrt("check", spec, "--dev")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "DEVELOPMENT DEFAULT" in result.stderr
+
+
+# -- token and hash-password -----------------------------------------------------------------
+
+PETSTORE_CONFIG = "specs/petstore.config.yaml"
+
+
+def config_secret(section: str, scheme: str) -> str:
+    config = yaml.safe_load((ROOT / PETSTORE_CONFIG).read_text())
+    secret: str = config["security"][section][scheme]["secret"]
+    return secret
+
+
+def test_token_verifies_and_opens_secure(serve: Callable[..., Served]) -> None:
+    result = brrt("token", "--scheme", "BearerAuth", "--config", PETSTORE_CONFIG,
+                  "--sub", "alice", "--ttl", "120")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"
+    claims = pyjwt.decode(token, config_secret("bearer", "BearerAuth"), algorithms=["HS256"])
+    assert claims["sub"] == "alice" and 110 <= claims["exp"] - time.time() <= 121
+    assert "scope" not in claims
+    server = serve(PETSTORE, "--handlers", "handlers", "--config", PETSTORE_CONFIG,
+                   env=environment())
+    status, _, body = server.get("/secure", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    assert ujson.loads(body) == {"status": "ok", "scheme": "BearerAuth", "subject": "alice",
+                                 "scopes": []}
+    read = brrt("token", "--scheme", "OAuth2", "--scope", "read write",
+                "--config", PETSTORE_CONFIG).stdout.strip()
+    assert pyjwt.decode(read, config_secret("oauth2", "OAuth2"),
+                        algorithms=["HS256"])["scope"] == "read write"
+    status, _, body = server.get("/secure", headers={"Authorization": f"Bearer {read}"})
+    assert status == 200 and ujson.loads(body)["scheme"] == "OAuth2"
+    write = brrt("token", "--scheme", "OAuth2", "--scope", "write",
+                 "--config", PETSTORE_CONFIG).stdout.strip()
+    status, headers, _ = server.get("/secure", headers={"Authorization": f"Bearer {write}"})
+    assert status == 403
+    assert headers["www-authenticate"] == (
+        'Bearer realm="OAuth2", error="insufficient_scope", scope="read"')
+    assert server.signal(signal.SIGTERM) == 0
+
+
+def test_token_env_secret_wins() -> None:
+    secret = "env-secret-for-the-token-0123456789"
+    result = brrt("token", "--scheme", "BearerAuth", "--config", PETSTORE_CONFIG,
+                  env=environment(BRRTR_JWT_SECRET__BEARERAUTH=secret))
+    assert pyjwt.decode(result.stdout.strip(), secret, algorithms=["HS256"])["sub"] == "user"
+
+
+def test_token_for_unconfigured_scheme() -> None:
+    result = brrt("token", "--scheme", "BearerAuth")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "brrt: cannot start: --scheme BearerAuth: 'BearerAuth' is not configured; brrt token "
+        "signs with a shared secret: set BRRTR_JWT_SECRET__BearerAuth or "
+        "security.bearer.BearerAuth.secret (or use --dev)\n")
+    dev = brrt("token", "--scheme", "BearerAuth", "--dev")
+    assert dev.returncode == 0 and "DEVELOPMENT DEFAULT" in dev.stderr
+    assert pyjwt.decode(dev.stdout.strip(), "brrt-dev-secret-never-use-in-production",
+                        algorithms=["HS256"])["sub"] == "user"
+
+
+def test_token_refuses_public_key_schemes(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("security: {jwks: {BearerAuth: {jwks_url: 'https://idp.example/jwks'}}}\n")
+    result = brrt("token", "--scheme", "BearerAuth", "--config", str(config))
+    assert result.returncode == 1
+    assert "verifies tokens with a public key, JWKS or OIDC" in result.stderr
+
+
+def test_token_with_spec_picks_the_flat_section(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("security:\n  bearer: {secret: bearer-flat-secret-0123456789abcdef}\n"
+                      "  oauth2: {secret: oauth2-flat-secret-0123456789abcdef}\n")
+    ambiguous = brrt("token", "--scheme", "OAuth2", "--config", str(config))
+    assert ambiguous.returncode == 1 and "--spec" in ambiguous.stderr
+    result = brrt("token", "--scheme", "OAuth2", "--config", str(config), "--spec", PETSTORE)
+    assert result.returncode == 0, result.stderr
+    pyjwt.decode(result.stdout.strip(), "oauth2-flat-secret-0123456789abcdef",
+                 algorithms=["HS256"])
+
+
+def test_hash_password_from_stdin() -> None:
+    from brrt_actors.security.basic import parse_password_hash
+
+    result = subprocess.run([*COMMANDS["module"], "hash-password"], cwd=ROOT, input="s3cret\n",
+                            capture_output=True, text=True, timeout=60, env=environment())
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith("scrypt$16384$") and "s3cret" not in line
+    parsed = parse_password_hash(line)
+    assert parsed.matches(parsed.derive(b"s3cret"))
+    empty = subprocess.run([*COMMANDS["module"], "hash-password"], cwd=ROOT, input="",
+                           capture_output=True, text=True, timeout=60, env=environment())
+    assert empty.returncode == 1 and "the password is empty" in empty.stderr
+
+
 def test_port_in_use() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -299,7 +430,8 @@ def test_routes_lists_every_operation() -> None:
     assert len(declared) == 22
     assert {(r["method"], r["path"], r["operation"]) for r in rows} == declared
     by_id = {r["operation"]: r for r in rows}
-    assert all(r["security"] == "ApiKeyHeader" for r in rows)
+    assert by_id.pop("secure_endpoint")["security"] == "BearerAuth | OAuth2[read]"
+    assert all(r["security"] == "ApiKeyHeader" for r in by_id.values())
     # Tuning from the spec's x-brrt-actor shows through.
     assert by_id["list_pets"]["workers"] == "8" and by_id["list_pets"]["deadline_ms"] == "2000"
     assert by_id["get_pet"] == {**by_id["get_pet"], "workers": "4", "mailbox": "1024",
@@ -454,3 +586,47 @@ def test_serve_spec_port_in_use_stops_the_actors(monkeypatch: pytest.MonkeyPatch
     assert len(built) == 1 and not built[0].ready  # its actors were stopped
     del info
     gc.collect()  # the leaked socket goes here, while the warning filters apply
+
+
+# -- token and hash-password, in process -----------------------------------------------------
+
+def test_make_token_carries_iss_and_aud(tmp_path: Path) -> None:
+    from brrt_actors import runner
+
+    config = tmp_path / "config.yaml"
+    config.write_text("security:\n  bearer:\n    BearerAuth: {secret: in-process-secret-"
+                      "0123456789abcdef, iss: 'https://issuer', aud: [a, b]}\n")
+    token = runner.make_token("BearerAuth", config_file=str(config), subject="bob",
+                              scopes=["read", "write"], ttl_s=60, environ={})
+    claims = pyjwt.decode(token, "in-process-secret-0123456789abcdef", algorithms=["HS256"],
+                          audience="a", issuer="https://issuer")
+    assert claims["sub"] == "bob" and claims["scope"] == "read write"
+    assert claims["aud"] == ["a", "b"]
+
+
+def test_make_token_unknown_scheme_in_spec() -> None:
+    from brrt_actors import ConfigError, runner
+
+    with pytest.raises(ConfigError, match="the spec has no security scheme 'Nope'"):
+        runner.make_token("Nope", spec=ROOT / PETSTORE, environ={})
+
+
+def test_hash_password_prompts_twice_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+    import io
+
+    from brrt_actors import ConfigError, runner
+    from brrt_actors.security.basic import parse_password_hash
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    answers = iter(["typed", "typed", "one", "two"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    out = io.StringIO()
+    assert runner.print_password_hash(out, Terminal()) == 0
+    parsed = parse_password_hash(out.getvalue().strip())
+    assert parsed.matches(parsed.derive(b"typed"))
+    with pytest.raises(ConfigError, match="the passwords differ"):
+        runner.print_password_hash(io.StringIO(), Terminal())

@@ -171,7 +171,7 @@ logging: {}
     ])
     message = str(caught.value)
     assert message.startswith("11 problems:")
-    assert "unknown key; allowed: actors, security, server, validation" in message
+    assert "unknown key; allowed: actors, cors, http, security, server, validation" in message
     assert "one of block, shed" in message
 
 

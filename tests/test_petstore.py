@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import importlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import PETSTORE_BEARER_SECRET, PETSTORE_OAUTH2_SECRET
 
 from brrt_actors import create_app
+from brrt_actors.security.jwt import mint_token
 from brrt_actors.testing import Client, TestResponse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,10 +116,60 @@ def test_missing_api_key_is_401(client: Client) -> None:
     problem(client.get("/pets", headers={"X-API-Key": "wrong"}), 401)
 
 
+def token(secret: str = PETSTORE_BEARER_SECRET, ttl_s: int = 600, **claims: Any) -> str:
+    now = int(time.time())
+    return mint_token(secret, {"sub": "alice", "iat": now, "exp": now + ttl_s, **claims})
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
 def test_secure_endpoint_says_who_got_in(client: Client) -> None:
-    response = client.get("/secure")
-    assert response.status == 200
-    assert response.json()["status"] == "ok"
+    response = client.get("/secure", headers=bearer(token(scope="read write")))
+    assert response.status == 200, response
+    assert response.json() == {"status": "ok", "scheme": "BearerAuth", "subject": "alice",
+                               "scopes": ["read", "write"]}
+
+
+def test_secure_endpoint_takes_bearer_or_oauth2_with_read(client: Client) -> None:
+    # BearerAuth: any valid token, scopes or not.
+    assert client.get("/secure", headers=bearer(token())).json()["scheme"] == "BearerAuth"
+    # OAuth2: a token of the OAuth2 scheme, with the `read` scope.
+    oauth2 = client.get("/secure", headers=bearer(token(PETSTORE_OAUTH2_SECRET, scope="read")))
+    assert oauth2.status == 200, oauth2
+    assert oauth2.json() == {"status": "ok", "scheme": "OAuth2", "subject": "alice",
+                             "scopes": ["read"]}
+    # The API key that opens every other operation does not open this one.
+    body = problem(client.get("/secure"), 401)
+    assert body["detail"] == "missing or invalid credentials"
+
+
+def test_oauth2_token_without_read_is_403(client: Client) -> None:
+    response = client.get("/secure", headers=bearer(token(PETSTORE_OAUTH2_SECRET,
+                                                          scope="write")))
+    body = problem(response, 403)
+    assert body["detail"] == "the credentials lack a required scope"
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="OAuth2", error="insufficient_scope", scope="read"')
+
+
+def test_expired_token_is_401_invalid_token(client: Client) -> None:
+    response = client.get("/secure", headers=bearer(token(ttl_s=-3600)))
+    body = problem(response, 401)
+    # Both schemes saw a token they could not accept; neither says why in the body.
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="BearerAuth", error="invalid_token", '
+        'Bearer realm="OAuth2", error="invalid_token"')
+    assert body["detail"] == "missing or invalid credentials"
+    assert "expired" not in response.text.lower()
+
+
+def test_missing_token_challenges_both_schemes(client: Client) -> None:
+    response = Client(client.app).get("/secure")
+    problem(response, 401)
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="BearerAuth", Bearer realm="OAuth2"')
 
 
 def test_config_file_supplies_the_key(apps: list[object]) -> None:
@@ -124,6 +177,19 @@ def test_config_file_supplies_the_key(apps: list[object]) -> None:
     apps.append(app)
     assert Client(app, headers=KEY).get("/pets/1").status == 200
     assert Client(app).get("/pets/1").status == 401
+
+
+def test_config_file_supplies_the_jwt_secrets(apps: list[object]) -> None:
+    config = yaml.safe_load(CONFIG.read_text())["security"]
+    app = create_app(SPEC, handlers=str(HANDLERS), environ={}, config_file=CONFIG)
+    apps.append(app)
+    client = Client(app)
+    bearer_secret = config["bearer"]["BearerAuth"]["secret"]
+    oauth2_secret = config["oauth2"]["OAuth2"]["secret"]
+    assert client.get("/secure", headers=bearer(token(bearer_secret))).status == 200
+    assert client.get("/secure", headers=bearer(token(oauth2_secret, scope="read"))).status == 200
+    assert client.get("/secure", headers=bearer(token(oauth2_secret))).status == 403
+    assert client.get("/secure", headers=bearer(token(PETSTORE_BEARER_SECRET))).status == 401
 
 
 # -- users and posts -----------------------------------------------------------------------
@@ -286,7 +352,7 @@ GOOD_REQUESTS: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("get_matrix", "GET", "/matrix/;coords=4", {}, 200),
     ("get_label", "GET", "/labels/.blue", {}, 200),
     ("search", "GET", "/search?tags=dog", {}, 200),
-    ("secure_endpoint", "GET", "/secure", {}, 200),
+    ("secure_endpoint", "GET", "/secure", {"headers": bearer(token(ttl_s=86400))}, 200),
     ("register_webhook", "POST", "/webhooks", {"json": {"url": "https://example.com/h"}}, 201),
 ]
 

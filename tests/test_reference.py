@@ -82,8 +82,8 @@ CASES: dict[str, Case] = {
     "get_label": ("GET", "/labels/.red", {}, None, 200),
     "search": ("GET", "/search?tags=toy|food&filters[color]=red&filters[size]=s",
                {"X-Trace-Id": TRACE, "Cookie": "session=abc"}, None, 200),
-    # BearerAuth / OAuth2 are not configured (nor supported yet): mock mode answers 401,
-    # which the reference declares for this operation.
+    # BearerAuth / OAuth2 are not configured here: mock mode rejects them (401, which the
+    # reference declares for this operation).
     "secure_endpoint": ("GET", "/secure", {"Authorization": "Bearer some.jwt.token"}, None,
                         401),
     "register_webhook": ("POST", "/webhooks", *_json({"url": "https://example.com/hook"}),

@@ -1,7 +1,10 @@
 """The security stage: API keys in a header, a query parameter or a cookie, fail closed."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,15 @@ from typing import Any
 import pytest
 
 from brrt_actors import ConfigError, Principal, Request, create_app
-from brrt_actors.security import ApiKeyProvider, build_providers
+from brrt_actors.security import (
+    ApiKeyProvider,
+    build_providers,
+    register_provider,
+    registered_providers,
+    unregister_provider,
+)
+from brrt_actors.security.config import DEV_API_KEY, DEV_JWT_SECRET, DEV_PASSWORD, DEV_USER
+from brrt_actors.security.jwt import mint_token
 from brrt_actors.spec import load_spec
 from brrt_actors.testing import Client, TestResponse
 
@@ -277,7 +288,11 @@ def test_empty_variable_counts_as_unset(build: Callable[..., Client]) -> None:
 def test_unsupported_scheme_type_stops_the_start(build: Callable[..., Client]) -> None:
     with pytest.raises(ConfigError) as info:
         build({}, spec=UNSUPPORTED)
-    assert "'BearerAuth'" in str(info.value) and "not supported yet" in str(info.value)
+    assert str(info.value) == (
+        "/components/securitySchemes/DigestAuth: security scheme 'DigestAuth' is used but not "
+        "configured: http digest schemes are not built in: register a provider for "
+        "'DigestAuth' from Python (brrt_actors.security.register_provider or "
+        "create_app(..., security_providers=...))")
 
 
 def test_mock_mode_rejects_unconfigured_scheme(build: Callable[..., Client],
@@ -302,29 +317,61 @@ def test_mock_mode_rejects_unsupported_scheme(build: Callable[..., Client],
                                               caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="brrt_actors"):
         client = build({}, spec=UNSUPPORTED, mock=True)
-    assert "'BearerAuth'" in caplog.text
-    response = client.get("/secure", headers={"Authorization": "Bearer abc"})
+    assert "'DigestAuth'" in caplog.text
+    response = client.get("/secure", headers={"Authorization": "Digest abc"})
     unauthorized(response)
-    assert response.headers["www-authenticate"] == 'Bearer realm="BearerAuth"'
+    assert response.headers["www-authenticate"] == 'Digest realm="DigestAuth"'
+
+
+class Everyone:
+    """A custom provider: every request is `someone`."""
+
+    scheme_name = "DigestAuth"
+
+    def challenge(self, error: str | None) -> str:
+        return 'Digest realm="custom"'
+
+    def authenticate(self, environ: dict[str, Any]) -> Principal | None:
+        return Principal("DigestAuth", subject="someone")
 
 
 def test_custom_provider_wins(build: Callable[..., Client]) -> None:
-    class Everyone:
-        scheme_name = "BearerAuth"
-        challenge = 'Bearer realm="custom"'
-
-        def authenticate(self, environ: dict[str, Any]) -> Principal | None:
-            return Principal("BearerAuth", subject="someone")
-
-    client = build({}, spec=UNSUPPORTED, security_providers={"BearerAuth": Everyone()})
+    client = build({}, spec=UNSUPPORTED, security_providers={"DigestAuth": Everyone()})
     response = client.get("/secure")
-    assert response.status == 200 and response.json() == {"scheme": "BearerAuth"}
+    assert response.status == 200 and response.json() == {"scheme": "DigestAuth"}
+
+
+def test_registered_provider_is_used(build: Callable[..., Client]) -> None:
+    register_provider("DigestAuth", Everyone())
+    try:
+        assert "DigestAuth" in registered_providers()
+        client = build({}, spec=UNSUPPORTED)
+        assert client.get("/secure").json() == {"scheme": "DigestAuth"}
+    finally:
+        unregister_provider("DigestAuth")
+    with pytest.raises(ConfigError, match="'DigestAuth' is used but not configured"):
+        build({}, spec=UNSUPPORTED)
+
+
+def test_create_app_providers_win_over_registered(build: Callable[..., Client]) -> None:
+    class Nobody(Everyone):
+        def authenticate(self, environ: dict[str, Any]) -> Principal | None:
+            return None
+
+    register_provider("DigestAuth", Nobody())
+    try:
+        client = build({}, spec=UNSUPPORTED, security_providers={"DigestAuth": Everyone()})
+        assert client.get("/secure").status == 200
+        unauthorized(build({}, spec=UNSUPPORTED).get("/secure"))
+    finally:
+        unregister_provider("DigestAuth")
 
 
 class Scoped:
     """A custom provider: every request is `someone` with the scopes given."""
 
-    challenge = 'Bearer realm="OAuth2"'
+    def challenge(self, error: str | None) -> str:
+        return f'Bearer realm="{self.scheme_name}"' + (f', error="{error}"' if error else "")
 
     def __init__(self, scheme_name: str, *scopes: str) -> None:
         self.scheme_name = scheme_name
@@ -350,7 +397,8 @@ def test_missing_scope_is_403(build: Callable[..., Client]) -> None:
     response = client.get("/scoped", headers={"Authorization": "Bearer token"})
     assert response.status == 403, response
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.headers["www-authenticate"] == 'Bearer realm="OAuth2"'
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="OAuth2", error="insufficient_scope", scope="write"')
     assert response.json()["detail"] == "the credentials lack a required scope"
     unauthorized(client.get("/scoped"))  # no credentials at all: still 401
 
@@ -360,7 +408,7 @@ def test_basic_scheme_challenge_in_mock(build: Callable[..., Client]) -> None:
                    security_providers={"OAuth2": Scoped("OAuth2")})
     response = client.get("/basic", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     unauthorized(response)
-    assert response.headers["www-authenticate"] == 'Basic realm="BasicAuth"'
+    assert response.headers["www-authenticate"] == 'Basic realm="BasicAuth", charset="UTF-8"'
 
 
 # -- secrets stay secret -------------------------------------------------------------------
@@ -391,3 +439,239 @@ def test_keys_never_logged(build: Callable[..., Client], caplog: pytest.LogCaptu
         client.get("/either", headers={"X-API-Key": SECRET})
     for secret in (SECRET, "file-secret", "s3cr3t-cookie", "presented-wrong"):
         assert secret not in caplog.text
+
+
+# -- every scheme kind: fail closed, --dev, requirement shapes, challenges ------------------
+
+SCHEMES = TEST_SPECS / "security_schemes.yaml"
+SCHEME_OPERATIONS = ("apikey_op", "bearer_op", "oauth2_op", "basic_op", "oidc_op", "both_op",
+                     "either_op", "maybe_op", "public_op")
+BEARER_SECRET = "bearer-secret-for-tests-0123456789"
+OAUTH2_SECRET = "oauth2-secret-for-tests-0123456789"
+SCHEME_ENV = {
+    "BRRTR_API_KEY__ApiKey": "k-123",
+    "BRRTR_JWT_SECRET__Bearer": BEARER_SECRET,
+    "BRRTR_JWT_SECRET__OAuth2": OAUTH2_SECRET,
+    "BRRTR_JWT_SECRET__Oidc": "oidc-secret-for-tests-0123456789ab",
+}
+
+
+def _identity(request: Request) -> dict[str, Any]:
+    principal = request.principal
+    if principal is None:
+        return {"scheme": None}
+    return {"scheme": principal.scheme, "subject": principal.subject,
+            "scopes": sorted(principal.scopes), "claims": request.claims}
+
+
+def cheap_hash(password: str, salt: str = "salt") -> str:
+    """A valid pbkdf2_sha256 hash with the least work the parser accepts (fast tests)."""
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1000)
+    return f"pbkdf2_sha256$1000${salt}${base64.b64encode(digest).decode()}"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def jwt_for(secret: str, ttl_s: int = 600, **claims: Any) -> dict[str, str]:
+    now = int(time.time())
+    token = mint_token(secret, {"sub": "alice", "iat": now, "exp": now + ttl_s, **claims})
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def schemes_app(apps: list[object], tmp_path: Path) -> Callable[..., Client]:
+    def build(environ: Mapping[str, str] | None = None, config: str | None = None,
+              **kwargs: Any) -> Client:
+        path = None
+        if config is not None:
+            path = config_file(tmp_path, config)
+        app = create_app(SCHEMES, {name: _identity for name in SCHEME_OPERATIONS},
+                         environ=dict(SCHEME_ENV if environ is None else environ),
+                         config_file=path, **kwargs)
+        apps.append(app)
+        return Client(app)
+
+    return build
+
+
+BASIC_CONFIG = f"""
+security:
+  basic:
+    Basic:
+      users:
+        alice: "{cheap_hash('wonderland')}"
+"""
+
+
+@pytest.fixture()
+def schemes(schemes_app: Callable[..., Client]) -> Client:
+    return schemes_app(config=BASIC_CONFIG)
+
+
+def test_start_refusal_names_every_unconfigured_scheme(
+        schemes_app: Callable[..., Client]) -> None:
+    with pytest.raises(ConfigError) as info:
+        schemes_app({})
+    assert str(info.value) == """5 problems:
+  - /components/securitySchemes/ApiKey: security scheme 'ApiKey' is used but not configured: \
+set BRRTR_API_KEY__ApiKey (or BRRTR_API_KEY__APIKEY), or security.api_keys.ApiKey.key \
+(or security.remote_api_keys.ApiKey.verify_url) in the config file
+  - /components/securitySchemes/Basic: security scheme 'Basic' is used but not configured: \
+add security.basic.Basic.users (name: hash from `brrt hash-password`) to the config file
+  - /components/securitySchemes/Bearer: security scheme 'Bearer' is used but not configured: \
+set BRRTR_JWT_SECRET__Bearer (or BRRTR_JWT_SECRET__BEARER), or security.bearer.Bearer.secret \
+or security.jwks.Bearer.jwks_url in the config file
+  - /components/securitySchemes/OAuth2: security scheme 'OAuth2' is used but not configured: \
+set BRRTR_JWT_SECRET__OAuth2 (or BRRTR_JWT_SECRET__OAUTH2), or security.oauth2.OAuth2.secret \
+or security.jwks.OAuth2.jwks_url in the config file
+  - /components/securitySchemes/Oidc: security scheme 'Oidc' is used but not configured: \
+add security.oidc.Oidc (with aud; discovery_url defaults to the scheme's openIdConnectUrl) \
+to the config file"""
+
+
+def test_configured_schemes_are_not_listed(schemes_app: Callable[..., Client]) -> None:
+    with pytest.raises(ConfigError) as info:
+        schemes_app({**SCHEME_ENV, "BRRTR_JWT_SECRET__Oidc": ""})
+    assert [where for where, _ in info.value.problems] == [
+        "/components/securitySchemes/Basic", "/components/securitySchemes/Oidc"]
+    assert BEARER_SECRET not in str(info.value)
+
+
+def test_dev_defaults_work_and_warn(schemes_app: Callable[..., Client],
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="brrt_actors"):
+        client = schemes_app({}, dev=True)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "brrt_actors.security"]
+    assert len(warnings) == 5, warnings
+    for name in ("ApiKey", "Basic", "Bearer", "OAuth2", "Oidc"):
+        assert any(w.startswith(f"DEVELOPMENT DEFAULT (--dev): security scheme {name!r}")
+                   and "never use --dev in production" in w for w in warnings), name
+    assert client.get("/apikey", headers={"X-API-Key": DEV_API_KEY}).status == 200
+    assert client.get("/basic", headers=basic(DEV_USER, DEV_PASSWORD)).json()["subject"] == "dev"
+    assert client.get("/bearer", headers=jwt_for(DEV_JWT_SECRET)).status == 200
+    assert client.get("/oauth2", headers=jwt_for(DEV_JWT_SECRET, scope="read")).status == 200
+    assert client.get("/oidc", headers=jwt_for(DEV_JWT_SECRET)).status == 200
+    # Still closed to everything else.
+    unauthorized(client.get("/apikey", headers={"X-API-Key": "test123"}))
+    unauthorized(client.get("/basic", headers=basic(DEV_USER, "nope")))
+    unauthorized(client.get("/bearer", headers=jwt_for(BEARER_SECRET)))
+
+
+def test_dev_leaves_configured_schemes_alone(schemes_app: Callable[..., Client],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="brrt_actors"):
+        client = schemes_app(config=BASIC_CONFIG, dev=True)
+    assert "DEVELOPMENT DEFAULT" not in caplog.text
+    unauthorized(client.get("/apikey", headers={"X-API-Key": DEV_API_KEY}))
+    assert client.get("/apikey", headers={"X-API-Key": "k-123"}).status == 200
+
+
+def test_mock_rejects_unconfigured_unless_dev(schemes_app: Callable[..., Client]) -> None:
+    mock = schemes_app({}, mock=True)
+    unauthorized(mock.get("/apikey", headers={"X-API-Key": DEV_API_KEY}))
+    unauthorized(mock.get("/bearer", headers=jwt_for(DEV_JWT_SECRET)))
+    both = schemes_app({}, mock=True, dev=True)
+    assert both.get("/apikey", headers={"X-API-Key": DEV_API_KEY}).status == 200
+
+
+def test_each_scheme_accepts_its_credentials(schemes: Client) -> None:
+    assert schemes.get("/apikey", headers={"X-API-Key": "k-123"}).json() == {
+        "scheme": "ApiKey", "subject": None, "scopes": [], "claims": {}}
+    bearer = schemes.get("/bearer", headers=jwt_for(BEARER_SECRET, scope="a b", team="x"))
+    body = bearer.json()
+    assert body["scheme"] == "Bearer" and body["subject"] == "alice"
+    assert body["scopes"] == ["a", "b"] and body["claims"]["team"] == "x"
+    assert schemes.get("/basic", headers=basic("alice", "wonderland")).json()["subject"] == "alice"
+    assert schemes.get("/oauth2", headers=jwt_for(OAUTH2_SECRET, scope="read")).status == 200
+
+
+@pytest.mark.parametrize(("path", "challenge"), [
+    ("/apikey", 'ApiKey realm="ApiKey", name="X-API-Key", in="header"'),
+    ("/bearer", 'Bearer realm="Bearer"'),
+    ("/oauth2", 'Bearer realm="OAuth2"'),
+    ("/basic", 'Basic realm="Basic", charset="UTF-8"'),
+    ("/both", 'ApiKey realm="ApiKey", name="X-API-Key", in="header", Bearer realm="Bearer"'),
+    ("/either", 'Bearer realm="Bearer", Bearer realm="OAuth2"'),
+])
+def test_missing_credentials_challenge(schemes: Client, path: str, challenge: str) -> None:
+    response = schemes.get(path)
+    unauthorized(response)
+    assert response.headers["www-authenticate"] == challenge
+
+
+@pytest.mark.parametrize(("path", "headers", "challenge"), [
+    ("/apikey", {"X-API-Key": "wrong"},
+     'ApiKey realm="ApiKey", name="X-API-Key", in="header", error="invalid_token"'),
+    ("/bearer", jwt_for(OAUTH2_SECRET), 'Bearer realm="Bearer", error="invalid_token"'),
+    ("/bearer", jwt_for(BEARER_SECRET, ttl_s=-600),
+     'Bearer realm="Bearer", error="invalid_token"'),
+    ("/bearer", {"Authorization": "Bearer not.a.jwt"},
+     'Bearer realm="Bearer", error="invalid_token"'),
+    ("/basic", basic("alice", "looking-glass"), 'Basic realm="Basic", charset="UTF-8"'),
+    ("/basic", {"Authorization": "Basic %%%"}, 'Basic realm="Basic", charset="UTF-8"'),
+    # The key was wrong, the token missing: each challenge says what it saw.
+    ("/both", {"X-API-Key": "wrong"},
+     'ApiKey realm="ApiKey", name="X-API-Key", in="header", error="invalid_token", '
+     'Bearer realm="Bearer"'),
+])
+def test_invalid_credentials_challenge(schemes: Client, path: str, headers: dict[str, str],
+                                       challenge: str) -> None:
+    response = schemes.get(path, headers=headers)
+    body = unauthorized(response)
+    assert response.headers["www-authenticate"] == challenge
+    assert set(body) == {"type", "title", "status", "detail", "instance", "request_id"}
+
+
+def test_and_group_needs_both_schemes(schemes: Client) -> None:
+    key = {"X-API-Key": "k-123"}
+    assert schemes.get("/both", headers={**key, **jwt_for(BEARER_SECRET)}).json()[
+        "scheme"] == "ApiKey"  # the group's first scheme names the principal
+    unauthorized(schemes.get("/both", headers=key))
+    unauthorized(schemes.get("/both", headers=jwt_for(BEARER_SECRET)))
+    unauthorized(schemes.get("/both", headers={"X-API-Key": "no", **jwt_for(BEARER_SECRET)}))
+
+
+def test_or_of_bearer_and_oauth2_with_scope(schemes: Client) -> None:
+    assert schemes.get("/either", headers=jwt_for(BEARER_SECRET)).json()["scheme"] == "Bearer"
+    oauth2 = schemes.get("/either", headers=jwt_for(OAUTH2_SECRET, scope="read write"))
+    assert oauth2.json()["scheme"] == "OAuth2"
+    response = schemes.get("/either", headers=jwt_for(OAUTH2_SECRET, scope="write"))
+    assert response.status == 403, response
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == (
+        'Bearer realm="OAuth2", error="insufficient_scope", scope="read"')
+    assert response.json()["detail"] == "the credentials lack a required scope"
+
+
+def test_anonymous_group_and_public(schemes: Client) -> None:
+    assert schemes.get("/maybe").json() == {"scheme": None}
+    assert schemes.get("/maybe", headers=jwt_for(BEARER_SECRET)).json()["scheme"] == "Bearer"
+    # A bad token falls back to anonymous, as a bad API key does.
+    assert schemes.get("/maybe", headers=jwt_for(OAUTH2_SECRET)).json() == {"scheme": None}
+    assert schemes.get("/public", headers={"Authorization": "Bearer junk"}).json() == {
+        "scheme": None}
+
+
+def test_rejections_are_logged_with_request_id_and_redacted(
+        schemes: Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="brrt_actors.security"):
+        response = schemes.get("/apikey", headers={"X-API-Key": "wrong-key-0123456789",
+                                                   "X-Request-ID": "req-42"})
+        schemes.get("/basic", headers={**basic("alice", "guessed-password"),
+                                       "X-Request-ID": "req-43"})
+    unauthorized(response)
+    lines = [r.getMessage() for r in caplog.records if r.name == "brrt_actors.security"]
+    assert any("req-42" in line and "ApiKey" in line and "invalid_key" in line
+               and "wrong-…" in line for line in lines), lines
+    assert any("req-43" in line and "Basic" in line for line in lines), lines
+    assert "wrong-key-0123456789" not in caplog.text
+    assert "guessed-password" not in caplog.text
+
+
+def test_principal_repr_hides_claims() -> None:
+    principal = Principal("Bearer", "alice", frozenset({"read"}), {"email": "a@example.com"})
+    assert repr(principal) == "Principal(scheme='Bearer', subject='alice', scopes=['read'])"
+    assert Principal("ApiKey").claims == {}

@@ -4,102 +4,196 @@ A provider per security scheme is built at start (fail closed: a scheme the spec
 without a configured provider stops the start). Per operation, `build_security_check`
 compiles the operation's requirements (an OR of AND-groups) into one callable that
 returns the authenticated `Principal` or raises 401/403.
+
+A provider (the `SecurityProvider` protocol) has a `scheme_name`, `authenticate(environ)`
+returning a `Principal` (valid credentials), None (no credentials for its scheme) or
+raising `InvalidCredentials` (credentials presented but bad), and `challenge(error)`
+giving its WWW-Authenticate value.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import ConfigError, HTTPError
+from ..errors import ConfigError, HTTPError, Problem
 from ..request import Principal
 from ..spec.model import SecurityRequirements, SecurityScheme
-from .apikey import ApiKeyProvider, api_keys_for, key_variable_names
+from .apikey import ApiKeyProvider, api_key_challenge
+from .basic import BasicProvider, basic_challenge
+from .config import (
+    ApiKeySettings,
+    BasicSettings,
+    OIDCSettings,
+    SchemeSettings,
+    dev_settings,
+    how_to_configure,
+    resolve_security,
+    scheme_kind,
+)
+from .errors import InvalidCredentials
+from .remote_apikey import RemoteApiKeyProvider, RemoteApiKeySettings
 
-__all__ = ["ApiKeyProvider", "RejectAll", "SecurityCheck", "SecurityProvider",
-           "build_providers", "build_security_check"]
+__all__ = ["ApiKeyProvider", "BasicProvider", "InvalidCredentials", "RejectAll",
+           "RemoteApiKeyProvider", "SecurityCheck", "SecurityProvider", "build_providers",
+           "build_security_check", "register_provider", "registered_providers",
+           "unregister_provider"]
+
+logger = logging.getLogger("brrt_actors.security")
 
 
 class SecurityProvider(Protocol):
     """Checks the credentials of one security scheme.
 
-    `authenticate` returns the principal for valid credentials and None for missing or
-    invalid ones; it must not raise for bad client input. `challenge` is the
-    WWW-Authenticate value sent with a 401 when this scheme was one of the options.
+    `authenticate` returns the principal for valid credentials and None when the request
+    carries no credentials for this scheme; it raises `InvalidCredentials` when it does but
+    they are bad, and nothing else for bad client input. `challenge(error)` is the
+    WWW-Authenticate value sent with a 401 (or 403) when this scheme was one of the options;
+    `error` is ``"invalid_token"`` when the presented credentials were invalid,
+    ``"insufficient_scope"`` for a 403, else None.
     """
 
     scheme_name: str
-    challenge: str
 
     def authenticate(self, environ: dict[str, Any]) -> Principal | None: ...
+
+    def challenge(self, error: str | None) -> str: ...
+
+
+_REGISTERED: dict[str, SecurityProvider] = {}
+
+
+def register_provider(scheme_name: str, provider: SecurityProvider) -> None:
+    """Use `provider` for the security scheme `scheme_name` in every app built afterwards.
+
+    For ``brrt serve``: register from the handlers package (it is imported before the app is
+    built). ``create_app(..., security_providers=...)`` does the same for one app and wins.
+    """
+    _REGISTERED[scheme_name] = provider
+
+
+def unregister_provider(scheme_name: str) -> None:
+    """Forget the provider registered for `scheme_name` (if any)."""
+    _REGISTERED.pop(scheme_name, None)
+
+
+def registered_providers() -> dict[str, SecurityProvider]:
+    """Return the providers registered with `register_provider`, by scheme name."""
+    return dict(_REGISTERED)
+
+
+def scheme_challenge(scheme: SecurityScheme, error: str | None = None) -> str:
+    """Return the WWW-Authenticate value that fits `scheme`'s type."""
+    kind = scheme_kind(scheme)
+    if kind == "basic":
+        return basic_challenge(scheme.name)
+    if kind == "apiKey":
+        return api_key_challenge(scheme.name, scheme.parameter_name or "",
+                                 scheme.location or "header", error)
+    if scheme.type == "http" and kind == "other" and scheme.scheme:
+        return f'{scheme.scheme.capitalize()} realm="{scheme.name}"'
+    return f'Bearer realm="{scheme.name}"' + (f', error="{error}"' if error else "")
 
 
 class RejectAll:
     """Stands in for an unconfigured scheme in mock mode: nobody gets in through it."""
 
-    def __init__(self, scheme_name: str, challenge: str) -> None:
-        self.scheme_name = scheme_name
-        self.challenge = challenge
+    def __init__(self, scheme: SecurityScheme) -> None:
+        self.scheme_name = scheme.name
+        self._scheme = scheme
+
+    def __repr__(self) -> str:
+        return f"RejectAll({self.scheme_name!r})"
+
+    def challenge(self, error: str | None) -> str:
+        """Return the WWW-Authenticate value that fits the scheme's type."""
+        return scheme_challenge(self._scheme, error)
 
     def authenticate(self, environ: dict[str, Any]) -> Principal | None:
+        """Return None: there are no valid credentials for this scheme."""
         return None
 
 
-def _challenge(scheme: SecurityScheme) -> str:
-    if scheme.type == "http" and (scheme.scheme or "").lower() == "basic":
-        return f'Basic realm="{scheme.name}"'
-    if scheme.type in ("http", "oauth2", "openIdConnect"):
-        return f'Bearer realm="{scheme.name}"'
-    return f'ApiKey realm="{scheme.name}", name="{scheme.parameter_name}", in="{scheme.location}"'
+def _provider(scheme: SecurityScheme, settings: SchemeSettings) -> SecurityProvider:
+    if isinstance(settings, ApiKeySettings):
+        return ApiKeyProvider(scheme, settings.keys, header_name=settings.header_name)
+    if isinstance(settings, RemoteApiKeySettings):
+        return RemoteApiKeyProvider(scheme, settings)
+    if isinstance(settings, BasicSettings):
+        return BasicProvider(scheme.name, settings.users, cache_ttl_s=settings.cache_ttl_s)
+    if isinstance(settings, OIDCSettings):
+        from .oidc import build_oidc_provider
+
+        provider: SecurityProvider = build_oidc_provider(scheme.name, settings.discovery_url,
+                                                         settings.jwt)
+        return provider
+    from .jwt import JWTBearerProvider
+
+    return JWTBearerProvider(scheme.name, settings)
 
 
 def build_providers(
     schemes: Mapping[str, SecurityScheme],
     used: set[str],
     environ: Mapping[str, str],
-    config: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
     *,
     custom: Mapping[str, SecurityProvider] | None = None,
     allow_unconfigured: bool = False,
+    dev: bool = False,
+    config_file: str | None = None,
 ) -> tuple[dict[str, SecurityProvider], list[str]]:
     """Build one provider per scheme the spec uses, failing closed.
 
     Args:
         schemes: the spec's security schemes by name.
         used: the names the operations' requirements mention.
-        environ: where ``BRRTR_API_KEY__<SCHEME>`` variables are read.
+        environ: where the ``BRRTR_*__<SCHEME>`` secrets are read.
         config: the config file's ``security`` section.
-        custom: providers registered from Python, by scheme name (they win).
+        custom: providers by scheme name, from Python (they win over everything, and over
+            those registered with `register_provider`).
         allow_unconfigured: mock mode: an unconfigured scheme rejects every request
             instead of stopping the start (and a warning says so).
+        dev: an unconfigured scheme gets its documented development default (and a loud
+            warning says so).
+        config_file: the config file's path, for messages.
 
     Returns:
         The providers by scheme name, and warnings to log once.
 
     Raises:
         ConfigError: listing every used scheme that has no provider, with the setting
-            that would configure it.
+            that would configure it, and every malformed security setting.
     """
+    resolved = resolve_security(schemes, config, environ, config_file=config_file)
     providers: dict[str, SecurityProvider] = {}
-    warnings: list[str] = []
-    problems: list[tuple[str, str]] = []
-    custom = custom or {}
+    warnings: list[str] = list(resolved.notes)
+    problems: list[Problem] = []
+    custom = {**_REGISTERED, **(custom or {})}
     for name in sorted(used):
         scheme = schemes[name]
         if name in custom:
             providers[name] = custom[name]
             continue
-        if scheme.type == "apiKey":
-            keys = api_keys_for(name, environ, config)
-            if keys:
-                providers[name] = ApiKeyProvider(scheme, keys, _challenge(scheme))
-                continue
-            how = (f"set {key_variable_names(name)[0]} (or {key_variable_names(name)[1]}) or "
-                   f"security.api_keys.{name}.key in the config file")
-        else:
-            how = (f"{scheme.type} schemes are not supported yet: register a provider for "
-                   f"{name!r} from Python (create_app(..., security_providers=...))")
+        settings = resolved.schemes.get(name)
+        if settings is None and dev:
+            default = dev_settings(scheme)
+            if default is not None:
+                settings, description = default
+                warnings.append(f"DEVELOPMENT DEFAULT (--dev): security scheme {name!r} "
+                                f"accepts {description}; never use --dev in production")
+        if settings is not None:
+            try:
+                providers[name] = _provider(scheme, settings)
+            except ValueError as ex:
+                message = str(ex)
+                if not message.startswith("security scheme"):
+                    message = f"security scheme {name!r}: {message}"
+                problems.append((scheme.pointer, message))
+            continue
+        how = how_to_configure(scheme)
         if allow_unconfigured:
-            providers[name] = RejectAll(name, _challenge(scheme))
+            providers[name] = RejectAll(scheme)
             warnings.append(f"security scheme {name!r} is not configured, so every request "
                             f"that needs it gets 401; to configure it: {how}")
         else:
@@ -110,54 +204,91 @@ def build_providers(
     return providers, warnings
 
 
-class SecurityCheck:
-    """The compiled security requirements of one operation."""
+# An AND-group, compiled: (provider, required scopes, the 403 challenge if scopes lack).
+_Group = tuple[tuple[SecurityProvider, frozenset[str], str], ...]
 
-    __slots__ = ("_anonymous_ok", "_challenge", "_groups")
+
+class SecurityCheck:
+    """The compiled security requirements of one operation.
+
+    The first satisfied AND-group wins and gives the principal (its first scheme's);
+    an empty group lets anonymous callers in. Otherwise: 403 when a group failed only for
+    lack of scopes with valid credentials, else 401 with the challenge of every scheme
+    involved (``error="invalid_token"`` on those whose presented credentials were bad).
+    """
+
+    __slots__ = ("_anonymous_ok", "_challenges", "_groups", "_plain_401")
 
     def __init__(self, requirements: SecurityRequirements,
                  providers: Mapping[str, SecurityProvider]) -> None:
         self._anonymous_ok = any(not group for group in requirements)
-        self._groups: list[list[tuple[SecurityProvider, frozenset[str]]]] = [
-            [(providers[name], frozenset(scopes)) for name, scopes in group.items()]
-            for group in requirements if group
-        ]
-        seen: dict[str, None] = {}
-        for group in self._groups:
-            for provider, _ in group:
-                seen.setdefault(provider.challenge, None)
-        self._challenge = ", ".join(seen)
+        groups: list[_Group] = []
+        # PERF: every challenge string is built once, here; a 401 or 403 only joins them.
+        self._challenges: dict[str, tuple[str, str]] = {}
+        for requirement in requirements:
+            if not requirement:
+                continue
+            compiled = []
+            for name, scopes in requirement.items():
+                provider = providers[name]
+                insufficient = ""
+                if scopes:
+                    insufficient = (provider.challenge("insufficient_scope")
+                                    + f', scope="{" ".join(sorted(set(scopes)))}"')
+                compiled.append((provider, frozenset(scopes), insufficient))
+                self._challenges.setdefault(
+                    name, (provider.challenge(None), provider.challenge("invalid_token")))
+            groups.append(tuple(compiled))
+        self._groups = tuple(groups)
+        self._plain_401 = ", ".join(plain for plain, _ in self._challenges.values())
 
-    def __call__(self, environ: dict[str, Any]) -> Principal | None:
+    def __call__(self, environ: dict[str, Any], request_id: str = "-") -> Principal | None:
         """Return the principal of the first satisfied group, else raise 401/403."""
-        scope_failure = False
+        invalid: dict[str, InvalidCredentials] | None = None
+        scope_failures: list[str] | None = None
         for group in self._groups:
             principal: Principal | None = None
-            for provider, scopes in group:
-                found = provider.authenticate(environ)
+            for provider, scopes, insufficient in group:
+                name = provider.scheme_name
+                if invalid is not None and name in invalid:
+                    break
+                try:
+                    found = provider.authenticate(environ)
+                except InvalidCredentials as ex:
+                    if invalid is None:
+                        invalid = {}
+                    invalid[name] = ex
+                    # SECURITY: the why goes to the log, never to the client.
+                    logger.info("request %s: %s credentials rejected: %s", request_id, name, ex)
+                    break
                 if found is None:
-                    principal = None
                     break
                 if scopes and not scopes <= found.scopes:
-                    scope_failure = True
-                    principal = None
+                    if scope_failures is None:
+                        scope_failures = []
+                    scope_failures.append(insufficient)
                     break
-                principal = principal or found
+                if principal is None:
+                    principal = found
             else:
                 return principal
         if self._anonymous_ok:
             return None
-        if scope_failure:
+        if scope_failures:
             raise HTTPError(403, "the credentials lack a required scope",
-                            headers={"WWW-Authenticate": self._challenge})
+                            headers={"WWW-Authenticate": ", ".join(dict.fromkeys(
+                                scope_failures))})
+        challenge = self._plain_401 if not invalid else ", ".join(
+            bad if name in invalid else plain
+            for name, (plain, bad) in self._challenges.items())
         # SECURITY: one answer for missing and wrong credentials; the why stays out.
         raise HTTPError(401, "missing or invalid credentials",
-                        headers={"WWW-Authenticate": self._challenge})
+                        headers={"WWW-Authenticate": challenge})
 
 
 def build_security_check(requirements: SecurityRequirements,
                          providers: Mapping[str, SecurityProvider]
-                         ) -> Callable[[dict[str, Any]], Principal | None] | None:
+                         ) -> Callable[[dict[str, Any], str], Principal | None] | None:
     """Return the operation's security stage, or None when the operation is public."""
     if not requirements:
         return None

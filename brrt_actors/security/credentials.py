@@ -1,0 +1,60 @@
+"""Reading credentials out of a WSGI environ, and keeping them out of logs."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+__all__ = ["key_reader", "redact"]
+
+KeyReader = Callable[[dict[str, Any]], "str | None"]
+
+
+def redact(credential: str | bytes | None) -> str:
+    """Return `credential` cut to its first 6 characters and an ellipsis, for logs."""
+    if not credential:
+        return "<empty>"
+    text = credential.decode("utf-8", "replace") if isinstance(credential, bytes) else credential
+    # SECURITY: never more than a prefix, and nothing unprintable from the client.
+    prefix = "".join(ch if ch.isprintable() else "?" for ch in text[:6])
+    return prefix + "…"
+
+
+def key_reader(location: str, name: str) -> KeyReader:
+    """Return a function that reads the value named `name` at `location` of a request.
+
+    Args:
+        location: ``header``, ``query`` or ``cookie`` (an apiKey scheme's ``in``).
+        name: the header, query parameter or cookie name.
+    """
+    if location == "header":
+        environ_key = "HTTP_" + name.upper().replace("-", "_")
+
+        def from_header(environ: dict[str, Any]) -> str | None:
+            value: str | None = environ.get(environ_key)
+            return value
+
+        return from_header
+    if location == "query":
+
+        def from_query(environ: dict[str, Any]) -> str | None:
+            query = environ.get("QUERY_STRING")
+            if not query:
+                return None
+            values = parse_qs(query).get(name)
+            return values[0] if values else None
+
+        return from_query
+
+    def from_cookie(environ: dict[str, Any]) -> str | None:
+        raw = environ.get("HTTP_COOKIE")
+        if not raw:
+            return None
+        try:
+            morsel = SimpleCookie(raw).get(name)
+        except CookieError:
+            return None
+        return morsel.value if morsel is not None else None
+
+    return from_cookie
