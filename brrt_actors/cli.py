@@ -27,8 +27,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="logging level (env BRRTR_LOG_LEVEL, default INFO)")
     serve.add_argument("--dev", action="store_true",
                        help="development defaults for unconfigured security schemes (API key "
-                            "'dev', HS256 secret 'brrt-dev-secret', user dev/dev); never in "
-                            "production")
+                            "'dev', HS256 secret 'brrt-dev-secret-never-use-in-production', "
+                            "user dev/dev); never in production")
 
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("spec")

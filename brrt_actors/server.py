@@ -1,4 +1,10 @@
-"""The HTTP engine: serve a WSGI app on gevent, bounded, with a graceful stop.
+"""The HTTP server: serve a WSGI app on gevent, bounded, with a graceful stop.
+
+`HTTPServer` is the one surface the CLI uses; behind it runs one of two engines
+(`brrt_actors.engine`): ``httptools`` (the default: httptools' C parser on a gevent
+StreamServer) or ``pywsgi`` (gevent.pywsgi), chosen with ``engine=`` or, through
+`HTTPServer.from_settings`, ``BRRTR_HTTP_ENGINE``. Everything else is shared: the bounded
+pool, the refusal to start unpatched, the graceful stop, signals, the log line.
 
 One greenlet per connection, spawned from a bounded pool (accepting pauses while the pool
 is full). Idle keep-alive connections are closed after ``keepalive_timeout_s``. On stop the
@@ -6,40 +12,36 @@ listener closes at once, idle connections are closed, in-flight requests get up 
 grace period (their responses carry ``Connection: close``), the rest is killed, and then
 the ``on_stop`` hooks run (the app drains its actors there).
 
-Timeouts, all from ``keepalive_timeout_s``:
+Timeouts:
 
-- waiting for a request line (a fresh connection, or an idle keep-alive one): the
-  connection is closed when nothing arrives for that long;
-- reading headers and body: each read waits at most that long, so an upload that keeps
-  sending is never cut, only one that stalls;
-- writing the response: each write waits at most that long for the client to take data
-  (again a stall bound, not a bound on the whole response).
-
-This module is the engine seam: `HTTPServer` (start / stop / serve_forever) and `serve`
-are what the CLI uses; a later engine keeps that surface.
+- waiting for a request (a fresh connection, or an idle keep-alive one): the connection is
+  closed when nothing arrives for ``keepalive_timeout_s``;
+- reading a request head (httptools engine): it must be complete ``header_timeout_s``
+  after its first byte (a client dribbling header bytes is cut off: 408);
+- reading a body, writing an answer: each read or write waits at most
+  ``keepalive_timeout_s``, so an upload or a download that keeps moving is never cut, only
+  one that stalls.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
 import gevent
-from gevent import monkey, pywsgi
+from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIHandler, WSGIServer
-from greenlet import greenlet
 
+from brrt_actors.engine import ENGINES, Engine
 from brrt_actors.errors import ConfigError
 
 if TYPE_CHECKING:
-    from wsgiref.types import WSGIApplication, WSGIEnvironment
+    from wsgiref.types import WSGIApplication
 
 __all__ = ["HTTPServer", "ServerSettings", "StopHook", "serve"]
 
@@ -48,8 +50,10 @@ _log = logging.getLogger("brrt_actors.server")
 #: Called once after connections have stopped, with the seconds left of the grace period.
 StopHook = Callable[[float], object]
 
-# NOTE: pywsgi's own limit (answers 414 at or above it); the stubs do not declare it.
-_MAX_REQUEST_LINE: int = getattr(pywsgi, "MAX_REQUEST_LINE", 8192)
+#: The environment variable `HTTPServer.from_settings` reads the engine from.
+ENGINE_ENV = "BRRTR_HTTP_ENGINE"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_HEADER_TIMEOUT_S = 10.0
 
 # NOTE: pool.kill() is bounded too: a connection greenlet that swallows GreenletExit must not
 # hold the process past the grace period by more than this.
@@ -57,7 +61,10 @@ _KILL_TIMEOUT_S = 1.0
 
 
 class ServerSettings(Protocol):
-    """The settings the server reads (``brrt_actors.config.Settings`` has them)."""
+    """The settings the server reads (``brrt_actors.config.Settings`` has them).
+
+    ``max_body_bytes``, ``header_timeout_s`` and ``http_engine`` are read too when present.
+    """
 
     @property
     def host(self) -> str: ...
@@ -71,121 +78,42 @@ class ServerSettings(Protocol):
     def shutdown_grace_s(self) -> float: ...
 
 
-class _ConnectionHandler(WSGIHandler):
-    """One client connection: pywsgi's handler plus the timeouts and the drain."""
-
-    server: _WSGIServer
-    # True only while waiting for the next request line (nothing in flight): stop() may
-    # close such a connection at once.
-    idle = False
-    greenlet: greenlet | None = None
-
-    def handle(self) -> None:
-        server = self.server
-        sock = self.socket
-        # PERF: without TCP_NODELAY, Nagle holds the small response back until the client's
-        # delayed ACK (~40 ms) on every keep-alive request after the first.
-        with contextlib.suppress(OSError):  # NOTE: a peer that already reset; reads will fail
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(server.keepalive_timeout_s)
-        self.greenlet = gevent.getcurrent()
-        server.connections.add(self)
-        try:
-            super().handle()
-        finally:
-            server.connections.discard(self)
-            self.greenlet = None
-
-    def read_requestline(self) -> str:
-        if self.server.draining:
-            return ""  # NOTE: stopping: end the keep-alive connection instead of waiting
-        self.idle = True
-        try:
-            line = self.rfile.readline(_MAX_REQUEST_LINE)
-        except TimeoutError:
-            return ""  # idle for keepalive_timeout_s: close quietly
-        finally:
-            self.idle = False
-        return line.decode("latin-1")
-
-    def get_environ(self) -> WSGIEnvironment:
-        env = super().get_environ()
-        # NOTE: PATH_INFO is already percent-decoded, so "%2F" and "/" look alike there; the
-        # router matches on the raw target and decodes each path parameter itself.
-        env["RAW_URI"] = self.path
-        return env
-
-    def finalize_headers(self) -> None:
-        super().finalize_headers()
-        if self.server.draining and not self.close_connection:
-            # NOTE: tell the client this connection ends here, so it does not send its next
-            # request into a socket we are about to close.
-            self.close_connection = True
-            # NOTE: pywsgi stores the headers latin-1 encoded (its stub says str).
-            headers = cast("list[tuple[bytes, bytes]]", self.response_headers)
-            headers[:] = [(name, value) for name, value in headers
-                          if name.lower() != b"connection"]
-            headers.append((b"Connection", b"close"))
-
-    def _sendall(self, data: bytes | bytearray | memoryview) -> None:
-        # NOTE: gevent's sendall() applies the socket timeout to the whole call, which would cut
-        # a slow reader of a large response after keepalive_timeout_s. send() applies it per
-        # write, so only a client that stops reading is dropped.
-        view = memoryview(data)
-        send = self.socket.send
-        try:
-            while view:
-                view = view[send(view):]
-        except OSError as ex:
-            # Same bookkeeping as pywsgi's own _sendall (the access log reads it).
-            self.status = f"socket error: {ex}"
-            if self.code is not None and self.code > 0:
-                self.code = -self.code
-            raise
-
-    def _log_error(self, t: type[BaseException], v: BaseException,
-                   tb: TracebackType | None) -> None:
-        # NOTE: pywsgi prints these to stderr through the hub; send them to our logger.
-        if issubclass(t, TimeoutError):  # a client that stalled mid-request: its fault, not ours
-            _log.info("closing a stalled connection (%s %s, over %ss without progress)",
-                      self.command, self.path, self.server.keepalive_timeout_s)
-        elif not issubclass(t, gevent.GreenletExit):
-            _log.error("unhandled error in the WSGI app on %s %s", self.command, self.path,
-                       exc_info=(t, v, tb))
-
-
-class _WSGIServer(WSGIServer):
-    """pywsgi's server plus the state its connection handlers share."""
-
-    handler_class = _ConnectionHandler
-
-    def __init__(self, listener: socket.socket | tuple[str, int], app: WSGIApplication,
-                 pool: Pool, keepalive_timeout_s: float, server_name: str) -> None:
-        super().__init__(
-            listener, app, spawn=pool,
-            log=None,  # PERF: no access log line per request
-            error_log=_log,
-            # NOTE: a given SERVER_NAME spares pywsgi a reverse DNS lookup at start.
-            environ={"SERVER_NAME": server_name},
-        )
-        self.keepalive_timeout_s = keepalive_timeout_s
-        self.draining = False
-        self.connections: set[_ConnectionHandler] = set()
-
-
 def _check(max_connections: int, keepalive_timeout_s: float, shutdown_grace_s: float,
-           port: int) -> None:
+           port: int, engine: str, max_body_bytes: int, header_timeout_s: float) -> None:
     problems = []
+    if engine not in ENGINES:
+        problems.append((f"engine (env {ENGINE_ENV})",
+                         f"must be one of {', '.join(ENGINES)}, got {engine!r}"))
     if max_connections < 1:
         problems.append(("max_connections", f"must be at least 1, got {max_connections}"))
     if not keepalive_timeout_s > 0:
         problems.append(("keepalive_timeout_s", f"must be > 0, got {keepalive_timeout_s}"))
+    if not header_timeout_s > 0:
+        problems.append(("header_timeout_s", f"must be > 0, got {header_timeout_s}"))
     if not shutdown_grace_s >= 0:
         problems.append(("shutdown_grace_s", f"must be >= 0, got {shutdown_grace_s}"))
+    if max_body_bytes < 0:
+        problems.append(("max_body_bytes", f"must be >= 0, got {max_body_bytes}"))
     if not 0 <= port <= 65535:
         problems.append(("port", f"must be 0..65535, got {port}"))
     if problems:
         raise ConfigError(problems)
+
+
+def _build_engine(engine: str, bind: socket.socket | tuple[str, int], app: WSGIApplication,
+                  pool: Pool, *, keepalive_timeout_s: float, header_timeout_s: float,
+                  max_body_bytes: int, server_name: str) -> Engine:
+    if engine == "pywsgi":
+        from brrt_actors.engine.pywsgi_server import PywsgiServer
+
+        return PywsgiServer(bind, app, pool=pool, keepalive_timeout_s=keepalive_timeout_s,
+                            server_name=server_name)
+    from brrt_actors.engine.httptools_server import HttptoolsServer
+
+    return HttptoolsServer(bind, app, pool=pool, keepalive_timeout_s=keepalive_timeout_s,
+                           header_timeout_s=header_timeout_s,
+                           stall_timeout_s=keepalive_timeout_s,
+                           max_body_bytes=max_body_bytes, server_name=server_name)
 
 
 class HTTPServer:
@@ -201,24 +129,37 @@ class HTTPServer:
         shutdown_grace_s: how long `stop` lets in-flight requests finish.
         listener: an already bound and listening TCP socket to serve on.
         on_stop: hooks run by `stop` after the connections have stopped.
+        engine: ``"httptools"`` (default) or ``"pywsgi"``.
+        max_body_bytes: the httptools engine answers 413 to larger request bodies (a
+            Content-Length above it before reading the body).
+        header_timeout_s: the httptools engine answers 408 and closes when a request head
+            is not complete this long after its first byte.
 
     Raises:
-        ConfigError: a setting is out of range.
+        ConfigError: a setting is out of range, or the engine is unknown.
     """
 
     def __init__(self, app: WSGIApplication, *, host: str = "127.0.0.1", port: int = 8080,
                  max_connections: int = 10000, keepalive_timeout_s: float = 5.0,
                  shutdown_grace_s: float = 10.0, listener: socket.socket | None = None,
-                 on_stop: Iterable[StopHook] = ()) -> None:
-        _check(max_connections, keepalive_timeout_s, shutdown_grace_s, port)
+                 on_stop: Iterable[StopHook] = (), engine: str = ENGINES[0],
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S) -> None:
+        _check(max_connections, keepalive_timeout_s, shutdown_grace_s, port, engine,
+               max_body_bytes, header_timeout_s)
         #: Hooks run once by `stop`, after connections stopped, with the grace seconds left.
         self.on_stop: list[StopHook] = list(on_stop)
         self.shutdown_grace_s = shutdown_grace_s
+        #: The engine's name: ``"httptools"`` or ``"pywsgi"``.
+        self.engine = engine
         self._pool = Pool(max_connections)
         server_name = str(listener.getsockname()[0]) if listener is not None else host
         bind = listener if listener is not None else (host, port)
-        self._wsgi = _WSGIServer(bind, app, self._pool, keepalive_timeout_s,
-                                 server_name or "localhost")
+        self._engine = _build_engine(engine, bind, app, self._pool,
+                                     keepalive_timeout_s=keepalive_timeout_s,
+                                     header_timeout_s=header_timeout_s,
+                                     max_body_bytes=max_body_bytes,
+                                     server_name=server_name or "localhost")
         self._stopping = False
         self._stopped = Event()
 
@@ -226,17 +167,26 @@ class HTTPServer:
     def from_settings(cls, app: WSGIApplication, settings: ServerSettings, *,
                       listener: socket.socket | None = None,
                       on_stop: Iterable[StopHook] = ()) -> HTTPServer:
-        """Build a server from settings (host, port, max_connections, and the timeouts)."""
+        """Build a server from settings (host, port, max_connections, and the timeouts).
+
+        The engine is ``settings.http_engine`` when the settings have it, else the
+        ``BRRTR_HTTP_ENGINE`` environment variable, else ``httptools``.
+        """
+        engine = (getattr(settings, "http_engine", None) or os.environ.get(ENGINE_ENV)
+                  or ENGINES[0])
         return cls(app, host=settings.host, port=settings.port,
                    max_connections=settings.max_connections,
                    keepalive_timeout_s=settings.keepalive_timeout_s,
                    shutdown_grace_s=settings.shutdown_grace_s,
-                   listener=listener, on_stop=on_stop)
+                   listener=listener, on_stop=on_stop, engine=engine,
+                   max_body_bytes=getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+                   header_timeout_s=getattr(settings, "header_timeout_s",
+                                            DEFAULT_HEADER_TIMEOUT_S))
 
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port); the real port once started, even when asked for port 0."""
-        address = self._wsgi.address
+        address = self._engine.address
         return str(address[0]), int(address[1])
 
     @property
@@ -248,7 +198,7 @@ class HTTPServer:
     @property
     def started(self) -> bool:
         """True between `start` and `stop`."""
-        return bool(self._wsgi.started)
+        return bool(self._engine.started)
 
     @property
     def open_connections(self) -> int:
@@ -266,7 +216,7 @@ class HTTPServer:
                 "brrt_actors needs a gevent monkey-patched process: start it with the `brrt` "
                 "entry point, or call `gevent.monkey.patch_all()` first thing in your program "
                 "(before importing anything else)")
-        self._wsgi.start()
+        self._engine.start()
         _log.info("listening on %s", self.url)
 
     def stop(self, grace_s: float | None = None) -> None:
@@ -283,12 +233,12 @@ class HTTPServer:
             return
         self._stopping = True
         deadline = time.monotonic() + grace
-        wsgi = self._wsgi
-        wsgi.draining = True
-        wsgi.close()  # stop accepting: from here on connecting is refused
-        for conn in list(wsgi.connections):
+        engine = self._engine
+        engine.draining = True
+        engine.close()  # stop accepting: from here on connecting is refused
+        for conn in list(engine.connections):
             if conn.idle and conn.greenlet is not None:
-                gevent.kill(conn.greenlet)  # NOTE: asynchronous; it wakes up in readline
+                gevent.kill(conn.greenlet)  # NOTE: asynchronous; it wakes up in its read
         if not self._pool.join(timeout=grace):
             _log.warning("%d connection(s) still busy after the %.1fs grace period; "
                          "killing them", len(self._pool), grace)

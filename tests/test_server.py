@@ -1,4 +1,8 @@
-"""The HTTP engine on real sockets (127.0.0.1, port 0): keep-alive, timeouts, bounds, stop."""
+"""The HTTP server on real sockets (127.0.0.1, port 0): keep-alive, timeouts, bounds, stop.
+
+Every test taking `start` runs on both engines (httptools and pywsgi); the HTTP details each
+engine must get right are in test_engine_conformance.py.
+"""
 from __future__ import annotations
 
 import http.client
@@ -19,6 +23,7 @@ import gevent
 import pytest
 from gevent.event import Event
 
+from brrt_actors.engine import ENGINES
 from brrt_actors.errors import ConfigError
 from brrt_actors.server import HTTPServer
 
@@ -32,14 +37,20 @@ def hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [b"hello"]
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def start() -> Iterator[Callable[..., HTTPServer]]:
+def start(engine: str) -> Iterator[Callable[..., HTTPServer]]:
     """Start servers on 127.0.0.1:0; whatever a test leaves running is stopped at teardown."""
     servers: list[HTTPServer] = []
 
     def _start(app: Callable[..., Iterable[bytes]] = hello, **options: Any) -> HTTPServer:
         options.setdefault("host", "127.0.0.1")
         options.setdefault("port", 0)
+        options.setdefault("engine", engine)
         server = HTTPServer(app, **options)
         server.start()
         servers.append(server)
@@ -108,21 +119,6 @@ def test_answers_and_keeps_the_connection_alive(
     finally:
         conn.close()
     assert len(ports) == 2 and ports[0] == ports[1]  # one connection served both
-
-
-def test_sets_tcp_nodelay_on_accepted_connections(start: Callable[..., HTTPServer]) -> None:
-    seen: list[int] = []
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        # NOTE: WSGI hides the socket; read the option off the server's live connections.
-        for conn in server._wsgi.connections:
-            seen.append(conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-        return hello(environ, start_response)
-
-    server = start(app)
-    with connect(server) as sock:
-        assert get(sock)[0] == 200
-    assert seen and all(seen), seen
 
 
 def test_listener_given_and_log_line(start: Callable[..., HTTPServer],
@@ -279,7 +275,8 @@ def test_stop_finishes_in_flight_requests_and_refuses_new_ones(
         busy.close()
 
 
-def test_stop_kills_requests_past_the_grace_period(start: Callable[..., HTTPServer]) -> None:
+def test_stop_kills_requests_past_the_grace_period(start: Callable[..., HTTPServer],
+                                                  engine: str) -> None:
     entered = Event()
     hook_calls: list[float] = []
 
@@ -298,8 +295,10 @@ def test_stop_kills_requests_past_the_grace_period(start: Callable[..., HTTPServ
         server.stop(grace_s=0.2)  # a second call waits for the first one to finish
         assert first.ready()
         assert 0.15 < time.monotonic() - began < 1.2
-        status, headers, _ = read_response(sock)  # pywsgi answers a killed request with 500
-        assert (status, headers["connection"]) == (500, "close")
+        # A killed request is answered: 503 by the httptools engine, 500 by pywsgi.
+        status, headers, _ = read_response(sock)
+        assert (status, headers["connection"]) == ((500 if engine == "pywsgi" else 503),
+                                                   "close")
         assert closed_by_peer(sock, within_s=0.5)
     assert hook_calls == [0.0]
 
@@ -311,6 +310,12 @@ class _Settings:
     max_connections: int = 8
     keepalive_timeout_s: float = 1.0
     shutdown_grace_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class _EngineSettings(_Settings):
+    http_engine: str = "pywsgi"
+    max_body_bytes: int = 10
 
 
 def test_serve_forever_returns_after_stop_and_hooks_run_in_order(
@@ -340,8 +345,33 @@ def test_serve_forever_returns_after_stop_and_hooks_run_in_order(
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ConfigError, match="max_connections") as info:
-        HTTPServer(hello, port=0, max_connections=0, keepalive_timeout_s=0)
-    assert "keepalive_timeout_s" in str(info.value)
+        HTTPServer(hello, port=0, max_connections=0, keepalive_timeout_s=0, engine="nginx",
+                   header_timeout_s=0, max_body_bytes=-1)
+    for name in ("keepalive_timeout_s", "BRRTR_HTTP_ENGINE", "header_timeout_s",
+                 "max_body_bytes"):
+        assert name in str(info.value)
+
+
+def test_from_settings_chooses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HTTPServer.from_settings(hello, _Settings()).engine == "httptools"
+    monkeypatch.setenv("BRRTR_HTTP_ENGINE", "pywsgi")
+    assert HTTPServer.from_settings(hello, _Settings()).engine == "pywsgi"
+    monkeypatch.setenv("BRRTR_HTTP_ENGINE", "httptools")
+    assert HTTPServer.from_settings(hello, _EngineSettings()).engine == "pywsgi"  # settings win
+    monkeypatch.setenv("BRRTR_HTTP_ENGINE", "fast")
+    with pytest.raises(ConfigError, match="BRRTR_HTTP_ENGINE"):
+        HTTPServer.from_settings(hello, _Settings())
+
+
+def test_from_settings_passes_the_body_limit() -> None:
+    server = HTTPServer.from_settings(hello, _EngineSettings(http_engine="httptools"))
+    server.start()
+    try:
+        with connect(server) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n")
+            assert read_response(sock)[0] == 413
+    finally:
+        server.stop(0)
 
 
 _SERVE_SCRIPT = """
@@ -356,7 +386,8 @@ def app(environ, start_response):
     return [b"done"]
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-HTTPServer(app, host="127.0.0.1", port=0, shutdown_grace_s=5).serve_forever()
+HTTPServer(app, host="127.0.0.1", port=0, shutdown_grace_s=5,
+           engine=sys.argv[1]).serve_forever()
 print("returned", flush=True)
 """
 
@@ -368,9 +399,10 @@ def _child_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def child() -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
+def child(engine: str) -> Iterator[tuple[subprocess.Popen[str], tuple[str, int]]]:
     """A server process running _SERVE_SCRIPT, and the address it listens on."""
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE_SCRIPT], cwd=ROOT, env=_child_env(),
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE_SCRIPT, engine], cwd=ROOT,
+                            env=_child_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with gevent.Timeout(5):

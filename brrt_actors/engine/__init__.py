@@ -1,0 +1,53 @@
+"""The HTTP engines: what turns sockets into WSGI calls.
+
+Two engines serve the same WSGI app behind `brrt_actors.server.HTTPServer`:
+
+- ``httptools`` (default, `HttptoolsServer`): gevent's StreamServer and httptools' C parser
+  (llhttp), with its own keep-alive, pipelining, limits (413/414/431), header-read and stall
+  timeouts, and answers coalesced into one write.
+- ``pywsgi`` (`PywsgiServer`): gevent.pywsgi, pure-Python parsing; ``BRRTR_HTTP_ENGINE=pywsgi``.
+
+Both are gevent StreamServers spawning from the pool they are given, and both keep a set of
+live connections whose ``idle`` flag tells a stop which ones may be closed at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Protocol
+
+__all__ = ["ENGINES", "Engine", "LiveConnection"]
+
+#: The engine names HTTPServer accepts; the first is the default.
+ENGINES = ("httptools", "pywsgi")
+
+
+class LiveConnection(Protocol):
+    """A connection being served, as a stop sees it."""
+
+    @property
+    def idle(self) -> bool:
+        """True while waiting for the next request (nothing in flight)."""
+    @property
+    def greenlet(self) -> Any:
+        """The greenlet serving it."""
+
+
+class Engine(Protocol):
+    """What `HTTPServer` needs of an engine."""
+
+    draining: bool
+
+    @property
+    def connections(self) -> Collection[LiveConnection]:
+        """The connections being served."""
+    @property
+    def started(self) -> bool:
+        """True while accepting."""
+    @property
+    def address(self) -> Any:
+        """The bound address."""
+
+    def start(self) -> None:
+        """Bind if needed and start accepting."""
+    def close(self) -> None:
+        """Stop accepting and close the listener."""

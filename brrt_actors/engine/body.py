@@ -1,0 +1,146 @@
+"""Request bodies of the HTTP/1.1 engine: the parsed message and its ``wsgi.input``.
+
+The body is never read ahead: `Input` asks the connection (`BodySource.fill`) for more
+when the app wants bytes that have not arrived, so an app that answers without reading
+costs no reading at all.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["NO_BODY", "BodyReadError", "BodySource", "Input", "Message"]
+
+
+class BodyReadError(OSError):
+    """The request body cannot be read: malformed, too large, stalled, or the client left.
+
+    The engine answers such a request itself (whatever the app answers instead).
+    """
+
+
+class BodySource(Protocol):
+    """Where an `Input` gets more of its body from (the connection)."""
+
+    def fill(self, message: Message) -> None:
+        """Read more of `message`'s body, or raise `BodyReadError`."""
+
+
+class Message:
+    """One parsed request: its environ and the state of its body."""
+
+    __slots__ = ("buf", "buffered", "chunks", "complete", "detail", "environ", "error",
+                 "expect", "head", "http10", "keep_alive", "pos", "received")
+
+    def __init__(self, environ: dict[str, Any], keep_alive: bool, head: bool,
+                 http10: bool) -> None:
+        self.environ = environ
+        self.keep_alive = keep_alive
+        self.head = head
+        self.http10 = http10
+        self.complete = False
+        self.expect = False
+        # The unread body: buf[pos:] then chunks (what the parser gave since); buffered
+        # counts both.
+        self.buf = b""
+        self.pos = 0
+        self.chunks: list[bytes] = []
+        self.buffered = 0
+        self.received = 0
+        self.error = 0  # an engine answer replacing the app's (400, 408, 413), 0 = none
+        self.detail = ""
+
+    def flatten(self) -> bytes:
+        """Return `buf` after moving the chunks into it (the unread part starts at `pos`)."""
+        chunks = self.chunks
+        if chunks:
+            if self.pos < len(self.buf):
+                chunks.insert(0, self.buf[self.pos:])
+            self.buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.pos = 0
+            chunks.clear()
+        return self.buf
+
+    def take(self, size: int) -> bytes:
+        """Return up to `size` unread bytes (no copy when that is all of them)."""
+        buf = self.flatten()
+        start = self.pos
+        end = min(start + size, len(buf))
+        self.pos = end
+        self.buffered -= end - start
+        return buf if start == 0 and end == len(buf) else buf[start:end]
+
+
+class _NoBody:
+    """``wsgi.input`` of a request without a body (shared: it has no state)."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> _NoBody:
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+
+#: ``wsgi.input`` of every request without a body.
+NO_BODY = _NoBody()
+
+
+class Input:
+    """``wsgi.input``: reads the request body from the connection as the app asks for it."""
+
+    __slots__ = ("_conn", "_req")
+
+    def __init__(self, conn: BodySource, req: Message) -> None:
+        self._conn = conn
+        self._req = req
+
+    def read(self, size: int | None = -1) -> bytes:
+        req = self._req
+        if size is None or size < 0:
+            while not req.complete:
+                self._conn.fill(req)
+            return req.take(req.buffered)
+        while req.buffered < size and not req.complete:
+            self._conn.fill(req)
+        return req.take(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        req = self._req
+        limit = -1 if size is None or size < 0 else size
+        while True:
+            buf = req.flatten()
+            stop = len(buf) if limit < 0 else min(len(buf), req.pos + limit)
+            end = buf.find(b"\n", req.pos, stop) + 1
+            if end:
+                return req.take(end - req.pos)
+            if req.complete or 0 <= limit <= req.buffered:
+                return req.take(req.buffered if limit < 0 else limit)
+            self._conn.fill(req)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines, total = [], 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Input:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line

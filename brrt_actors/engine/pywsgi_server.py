@@ -1,0 +1,143 @@
+"""The fallback HTTP engine: gevent.pywsgi (pure-Python parsing), chosen with
+``BRRTR_HTTP_ENGINE=pywsgi``.
+
+pywsgi's server and handler plus what the runtime needs: TCP_NODELAY, RAW_URI, timeouts
+bounding each stall (idle wait, each body read, each write), ``Connection: close`` while
+draining, errors sent to the runtime's logger. It leaves body size limits to the app and
+has no header count/size limit or header-read deadline of its own.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from types import TracebackType
+from typing import TYPE_CHECKING, cast
+
+import gevent
+from gevent import pywsgi
+from gevent.pool import Pool
+from gevent.pywsgi import WSGIHandler, WSGIServer
+from greenlet import greenlet
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication, WSGIEnvironment
+
+__all__ = ["PywsgiServer"]
+
+_log = logging.getLogger("brrt_actors.server")
+
+# NOTE: pywsgi's own limit (answers 414 at or above it); the stubs do not declare it.
+_MAX_REQUEST_LINE: int = getattr(pywsgi, "MAX_REQUEST_LINE", 8192)
+
+
+class _ConnectionHandler(WSGIHandler):
+    """One client connection: pywsgi's handler plus the timeouts and the drain."""
+
+    server: PywsgiServer
+    # True only while waiting for the next request line (nothing in flight): stop() may
+    # close such a connection at once.
+    idle = False
+    greenlet: greenlet | None = None
+
+    def handle(self) -> None:
+        server = self.server
+        sock = self.socket
+        # PERF: without TCP_NODELAY, Nagle holds the small response back until the client's
+        # delayed ACK (~40 ms) on every keep-alive request after the first.
+        with contextlib.suppress(OSError):  # NOTE: a peer that already reset; reads will fail
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(server.keepalive_timeout_s)
+        self.greenlet = gevent.getcurrent()
+        server.connections.add(self)
+        try:
+            super().handle()
+        finally:
+            server.connections.discard(self)
+            self.greenlet = None
+
+    def read_requestline(self) -> str:
+        if self.server.draining:
+            return ""  # NOTE: stopping: end the keep-alive connection instead of waiting
+        self.idle = True
+        try:
+            line = self.rfile.readline(_MAX_REQUEST_LINE)
+        except TimeoutError:
+            return ""  # idle for keepalive_timeout_s: close quietly
+        finally:
+            self.idle = False
+        return line.decode("latin-1")
+
+    def get_environ(self) -> WSGIEnvironment:
+        env = super().get_environ()
+        # NOTE: PATH_INFO is already percent-decoded, so "%2F" and "/" look alike there; the
+        # router matches on the raw target and decodes each path parameter itself.
+        env["RAW_URI"] = self.path
+        return env
+
+    def finalize_headers(self) -> None:
+        super().finalize_headers()
+        if self.server.draining and not self.close_connection:
+            # NOTE: tell the client this connection ends here, so it does not send its next
+            # request into a socket we are about to close.
+            self.close_connection = True
+            # NOTE: pywsgi stores the headers latin-1 encoded (its stub says str).
+            headers = cast("list[tuple[bytes, bytes]]", self.response_headers)
+            headers[:] = [(name, value) for name, value in headers
+                          if name.lower() != b"connection"]
+            headers.append((b"Connection", b"close"))
+
+    def _sendall(self, data: bytes | bytearray | memoryview) -> None:
+        # NOTE: gevent's sendall() applies the socket timeout to the whole call, which would cut
+        # a slow reader of a large response after keepalive_timeout_s. send() applies it per
+        # write, so only a client that stops reading is dropped.
+        view = memoryview(data)
+        send = self.socket.send
+        try:
+            while view:
+                view = view[send(view):]
+        except OSError as ex:
+            # Same bookkeeping as pywsgi's own _sendall (the access log reads it).
+            self.status = f"socket error: {ex}"
+            if self.code is not None and self.code > 0:
+                self.code = -self.code
+            raise
+
+    def _log_error(self, t: type[BaseException], v: BaseException,
+                   tb: TracebackType | None) -> None:
+        # NOTE: pywsgi prints these to stderr through the hub; send them to our logger.
+        if issubclass(t, TimeoutError):  # a client that stalled mid-request: its fault, not ours
+            _log.info("closing a stalled connection (%s %s, over %ss without progress)",
+                      self.command, self.path, self.server.keepalive_timeout_s)
+        elif not issubclass(t, gevent.GreenletExit):
+            _log.error("unhandled error in the WSGI app on %s %s", self.command, self.path,
+                       exc_info=(t, v, tb))
+
+
+class PywsgiServer(WSGIServer):
+    """gevent.pywsgi's server plus the state its connection handlers share.
+
+    Args:
+        listener: a bound, listening socket, or a (host, port) to bind at `start`.
+        application: the WSGI application.
+        pool: the bounded pool connection greenlets are spawned from.
+        keepalive_timeout_s: idle keep-alive connections are closed after this; also the
+            longest stall allowed on any single read or write.
+        server_name: SERVER_NAME of the environ.
+    """
+
+    handler_class = _ConnectionHandler
+
+    def __init__(self, listener: socket.socket | tuple[str, int], application: WSGIApplication,
+                 *, pool: Pool, keepalive_timeout_s: float, server_name: str) -> None:
+        super().__init__(
+            listener, application, spawn=pool,
+            log=None,  # PERF: no access log line per request
+            error_log=_log,
+            # NOTE: a given SERVER_NAME spares pywsgi a reverse DNS lookup at start.
+            environ={"SERVER_NAME": server_name},
+        )
+        self.keepalive_timeout_s = keepalive_timeout_s
+        #: Set by the owner when stopping: answers say ``Connection: close``.
+        self.draining = False
+        self.connections: set[_ConnectionHandler] = set()

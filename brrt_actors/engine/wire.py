@@ -1,0 +1,164 @@
+"""Bytes on the wire that the HTTP/1.1 engine builds once: status lines, the Date header,
+environ keys of header names, and the engine's own problem+json answers.
+
+Everything here is looked up per request and computed only on a cache miss.
+"""
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from urllib.parse import unquote
+
+import ujson
+
+__all__ = [
+    "CONTINUE",
+    "LAST_CHUNK",
+    "date_block",
+    "date_line",
+    "environ_key",
+    "header_kind",
+    "no_date",
+    "path_info",
+    "problem_response",
+    "status_line",
+]
+
+#: The interim answer to ``Expect: 100-continue``.
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: The end of a chunked body (no trailers).
+LAST_CHUNK = b"0\r\n\r\n"
+SERVER = b"brrt_actors"
+
+# SECURITY: clients choose header names and apps choose status strings; the caches stop
+# growing at these sizes (later misses are computed each time).
+_KEY_CACHE_SIZE = 1024
+_STATUS_CACHE_SIZE = 256
+
+# --- status lines ---------------------------------------------------------------------
+
+# PERF: "200 OK" -> (b"HTTP/1.1 200 OK\r\n", 200), built once per status string.
+_STATUS: dict[str, tuple[bytes, int]] = {}
+
+
+def status_line(status: str) -> tuple[bytes, int]:
+    """Return the response's status line bytes and its code for a WSGI status string.
+
+    Raises:
+        ValueError: the status is not ``"NNN reason"`` or holds a line break.
+    """
+    cached = _STATUS.get(status)
+    if cached is not None:
+        return cached
+    code = status[:3]
+    # SECURITY: a status holding CR/LF would let the app (or its input) split the response.
+    if (len(code) != 3 or not code.isdigit() or status[3:4] not in ("", " ")
+            or "\r" in status or "\n" in status):
+        raise ValueError(f"invalid WSGI status {status!r}: expected '200 OK' and alike")
+    line = (b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n", int(code))
+    if len(_STATUS) < _STATUS_CACHE_SIZE:
+        _STATUS[status] = line
+    return line
+
+
+# --- the Date header --------------------------------------------------------------------
+
+_date_second = -1
+_date_block = b""
+
+
+def date_block() -> bytes:
+    """Return ``Server`` and ``Date`` header lines, rebuilt at most once a second."""
+    # PERF: formatdate costs ~3 us; once a second instead of once a response.
+    global _date_second, _date_block
+    now = int(time.time())
+    if now != _date_second:
+        _date_block = (b"Server: " + SERVER + b"\r\nDate: "
+                       + formatdate(now, usegmt=True).encode("ascii") + b"\r\n")
+        _date_second = now
+    return _date_block
+
+
+def date_line() -> bytes:
+    """Return the ``Date`` header line alone (for an app that sets its own ``Server``)."""
+    return date_block()[len(SERVER) + 10:]
+
+
+def no_date() -> bytes:
+    """Return nothing: the app gave its own ``Date``."""
+    return b""
+
+
+# --- response header names -> what the engine makes of them ----------------------------
+
+LENGTH, DATE, SERVER_HEADER, CONNECTION, HOP = 1, 2, 3, 4, 5
+_WATCHED = {"content-length": LENGTH, "date": DATE, "server": SERVER_HEADER,
+            "connection": CONNECTION, "transfer-encoding": HOP, "keep-alive": HOP}
+_KINDS: dict[str, int] = {}
+
+
+def header_kind(name: str) -> int:
+    """Return what a response header name is to the engine: 0 (nothing special) or a kind."""
+    kind = _WATCHED.get(name.lower(), 0)
+    if len(_KINDS) < _KEY_CACHE_SIZE:  # SECURITY: apps may echo client-chosen names
+        _KINDS[name] = kind
+    return kind
+
+
+# --- request header names -> environ keys ---------------------------------------------
+
+_SKIP = ""
+_KEYS: dict[bytes, str] = {
+    b"Content-Length": "CONTENT_LENGTH",
+    b"Content-Type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+    b"content-type": "CONTENT_TYPE",
+}
+
+
+def environ_key(name: bytes) -> str:
+    """Return the environ key of a request header name; ``""`` for a name to drop."""
+    key = _KEYS.get(name)
+    if key is not None:
+        return key
+    # SECURITY: "X_Forwarded_For" would land on the same key as "X-Forwarded-For" and could
+    # shadow the value a proxy set; such names are dropped (as gevent.pywsgi, nginx do).
+    if b"_" in name:
+        key = _SKIP
+    else:
+        upper = name.decode("latin-1").upper().replace("-", "_")
+        key = upper if upper in ("CONTENT_LENGTH", "CONTENT_TYPE") else "HTTP_" + upper
+    if len(_KEYS) < _KEY_CACHE_SIZE:
+        _KEYS[name] = key
+    return key
+
+
+def path_info(path: str) -> str:
+    """Percent-decode a request path the WSGI way: bytes taken as latin-1."""
+    return unquote(path, encoding="latin-1") if "%" in path else path
+
+
+# --- the engine's own answers -----------------------------------------------------------
+
+_PROBLEM_CACHE: dict[tuple[int, str], bytes] = {}
+
+
+def problem_response(status: int, detail: str) -> bytes:
+    """Return a whole ``Connection: close`` problem+json response (RFC 9457)."""
+    cached = _PROBLEM_CACHE.get((status, detail))
+    if cached is None:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+        body = ujson.dumps({"type": "about:blank", "title": title, "status": status,
+                            "detail": detail}, ensure_ascii=False).encode()
+        cached = (b"HTTP/1.1 %d %s\r\n" % (status, title.encode("latin-1"))
+                  + b"Content-Type: application/problem+json\r\n"
+                  + b"Content-Length: %d\r\nConnection: close\r\n" % len(body)
+                  + b"\r\n" + body)
+        if len(_PROBLEM_CACHE) < _STATUS_CACHE_SIZE:  # NOTE: details are the engine's own
+            _PROBLEM_CACHE[(status, detail)] = cached
+    head, _, rest = cached.partition(b"\r\n\r\n")
+    return head + b"\r\n" + date_block() + b"\r\n" + rest
