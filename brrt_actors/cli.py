@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="development defaults for unconfigured security schemes (API key "
                             "'dev', HS256 secret 'brrt-dev-secret-never-use-in-production', "
                             "user dev/dev); never in production")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the socket, run by gunicorn's arbiter "
+                            "(default 1: one process, no arbiter)")
 
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("spec")
@@ -41,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config")
     check.add_argument("--dev", action="store_true",
                        help="as serve --dev: unconfigured schemes get development defaults")
+    check.add_argument("--mock", action="store_true",
+                       help="as serve --mock: operations without a handler are fine")
 
     token = commands.add_parser(
         "token", help="print a test JWT for a bearer/oauth2 scheme, signed with its secret")
@@ -70,7 +75,8 @@ def run(argv: Sequence[str]) -> int:
     try:
         if args.command == "serve":
             return runner.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
-                                     port=args.port, config_file=args.config, dev=args.dev)
+                                     port=args.port, config_file=args.config, dev=args.dev,
+                                     workers=args.workers)
         if args.command == "routes":
             return runner.print_routes(args.spec, args.handlers, sys.stdout,
                                        config_file=args.config)
@@ -81,7 +87,7 @@ def run(argv: Sequence[str]) -> int:
         if args.command == "hash-password":
             return runner.print_password_hash(sys.stdout, sys.stdin, algorithm=args.algorithm)
         return runner.check_spec(args.spec, args.handlers, sys.stdout, config_file=args.config,
-                                 dev=args.dev)
+                                 dev=args.dev, mock=args.mock)
     except StartError as ex:
         print(f"brrt: cannot start: {ex}", file=sys.stderr)
         return 1

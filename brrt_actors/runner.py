@@ -19,13 +19,25 @@ logger = logging.getLogger("brrt_actors")
 def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                host: str | None = None, port: int | None = None,
                config_file: str | None = None,
-               environ: Mapping[str, str] | None = None, dev: bool = False) -> int:
+               environ: Mapping[str, str] | None = None, dev: bool = False,
+               workers: int = 1) -> int:
     """Build the app and serve it until SIGTERM/SIGINT; return the exit code (0).
 
     `dev` gives unconfigured security schemes their development defaults (loudly).
+    With `workers` above 1 the process becomes gunicorn's arbiter over that many worker
+    processes (`brrt_actors.gunicorn.serve_workers`) and this function does not return.
     """
     from . import validation
     from .server import HTTPServer
+
+    if workers != 1:
+        from .gunicorn import serve_workers
+
+        if handlers is not None and not isinstance(handlers, (str, Path)):
+            raise ConfigError([("--handlers", "with several workers, name the handlers by "
+                                              "module name or path (each worker imports them)")])
+        serve_workers(spec, handlers, workers=workers, mock=mock, host=host, port=port,
+                      config_file=config_file, environ=environ, dev=dev)
 
     started = time.perf_counter()
     env = os.environ if environ is None else environ
@@ -97,14 +109,18 @@ def print_routes(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
 
 def check_spec(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
                config_file: str | None = None,
-               environ: Mapping[str, str] | None = None, dev: bool = False) -> int:
-    """Load and compile everything; print every problem; return 0 (fine) or 1."""
+               environ: Mapping[str, str] | None = None, dev: bool = False,
+               mock: bool = False) -> int:
+    """Load and compile everything; print every problem; return 0 (fine) or 1.
+
+    With `mock`, operations without a handler are fine (as ``brrt serve --mock``).
+    """
     env = os.environ if environ is None else environ
     try:
         settings = load_settings(env, config_file)
         # Without handlers, only the spec and its settings are checked.
-        app = create_app(spec, handlers, mock=handlers is None, environ=env, settings=settings,
-                         dev=dev)
+        app = create_app(spec, handlers, mock=mock or handlers is None, environ=env,
+                         settings=settings, dev=dev)
     except StartError as ex:
         out.write(f"{spec}: {len(ex.problems)} problem(s)\n")
         for where, message in ex.problems:

@@ -134,6 +134,9 @@ class HTTPServer:
             Content-Length above it before reading the body).
         header_timeout_s: the httptools engine answers 408 and closes when a request head
             is not complete this long after its first byte.
+        max_accept: connections accepted per wake-up of the listener (gevent's default,
+            100, when None); several processes sharing one listening socket use 1, so
+            that a burst of connections spreads over them.
 
     Raises:
         ConfigError: a setting is out of range, or the engine is unknown.
@@ -144,7 +147,8 @@ class HTTPServer:
                  shutdown_grace_s: float = 10.0, listener: socket.socket | None = None,
                  on_stop: Iterable[StopHook] = (), engine: str = ENGINES[0],
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S) -> None:
+                 header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+                 max_accept: int | None = None) -> None:
         _check(max_connections, keepalive_timeout_s, shutdown_grace_s, port, engine,
                max_body_bytes, header_timeout_s)
         #: Hooks run once by `stop`, after connections stopped, with the grace seconds left.
@@ -160,13 +164,17 @@ class HTTPServer:
                                      header_timeout_s=header_timeout_s,
                                      max_body_bytes=max_body_bytes,
                                      server_name=server_name or "localhost")
+        if max_accept is not None:
+            # NOTE: both engines are gevent StreamServers, which read this per wake-up.
+            self._engine.max_accept = max_accept  # type: ignore[attr-defined]
         self._stopping = False
         self._stopped = Event()
 
     @classmethod
     def from_settings(cls, app: WSGIApplication, settings: ServerSettings, *,
                       listener: socket.socket | None = None,
-                      on_stop: Iterable[StopHook] = ()) -> HTTPServer:
+                      on_stop: Iterable[StopHook] = (),
+                      max_accept: int | None = None) -> HTTPServer:
         """Build a server from settings (host, port, max_connections, and the timeouts).
 
         The engine is ``settings.http_engine`` when the settings have it, else the
@@ -181,7 +189,8 @@ class HTTPServer:
                    listener=listener, on_stop=on_stop, engine=engine,
                    max_body_bytes=getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
                    header_timeout_s=getattr(settings, "header_timeout_s",
-                                            DEFAULT_HEADER_TIMEOUT_S))
+                                            DEFAULT_HEADER_TIMEOUT_S),
+                   max_accept=max_accept)
 
     @property
     def address(self) -> tuple[str, int]:
