@@ -20,6 +20,7 @@ from .config import Settings, load_settings, resolve_actor_settings
 from .discovery import HandlersArg, missing_handlers_error, resolve_handlers
 from .effective import RUNTIME_STATUSES, effective_document
 from .errors import PROBLEM_CONTENT_TYPE, HTTPError, problem_body, status_title
+from .metrics import MULTIPROC_ENV, Metrics, build_metrics
 from .mock import build_mock_handler
 from .pipeline import OperationPipeline
 from .responses import Encoded, ResponseEncoder
@@ -58,16 +59,22 @@ class App:
     """A WSGI application serving one OpenAPI spec through per-operation actors.
 
     Build it with `create_app`; call `stop` to drain the actors.
+
+    Attributes:
+        metrics: the app's Prometheus figures and registry (None when metrics are off).
     """
 
     def __init__(self, spec: Spec, settings: Settings, router: Router[OperationPipeline],
                  actors: ActorSystem, builtins: Mapping[str, Builtin],
-                 effective: dict[str, Any]) -> None:
+                 effective: dict[str, Any], metrics: Metrics | None = None) -> None:
         self.spec = spec
         self.settings = settings
         self.router = router
         self.actors = actors
         self.effective_document = effective
+        self.metrics = metrics
+        self._count_unmatched: Callable[[int], None] = (
+            metrics.count_unmatched if metrics is not None else _ignore)
         self._builtins = dict(builtins)
         self._stopping = False
         prefix = os.urandom(4).hex()
@@ -83,6 +90,8 @@ class App:
         """Stop taking requests into the actors, drain their mailboxes, stop the workers."""
         self._stopping = True
         self.actors.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
+        if self.metrics is not None:
+            self.metrics.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request_id = environ.get("HTTP_X_REQUEST_ID")
@@ -116,8 +125,10 @@ class App:
         if match is None:
             builtin = self._builtins.get(path)
             if builtin is None:
+                self._count_unmatched(404)
                 raise HTTPError(404, f"no operation serves {_printable(path)}")
             if method not in ("GET", "HEAD"):
+                self._count_unmatched(405)
                 raise HTTPError(405, f"{method} is not allowed here",
                                 headers={"Allow": "GET, HEAD"})
             status, headers, data = builtin(environ)
@@ -129,6 +140,7 @@ class App:
             elif method == "OPTIONS":
                 return 204, [("Allow", match.allow)], ()
             if pipeline is None:
+                self._count_unmatched(405)
                 raise HTTPError(405, f"{method} is not allowed on {match.template}",
                                 headers={"Allow": match.allow})
         return pipeline.run(environ, match.raw_params, request_id)
@@ -140,6 +152,10 @@ class App:
         headers.append(("Content-Type", PROBLEM_CONTENT_TYPE))
         headers.append(("Content-Length", str(len(body))))
         return error.status, headers, (body,)
+
+
+def _ignore(status: int) -> None:
+    pass
 
 
 def _origin_path(target: str) -> str:
@@ -177,7 +193,8 @@ def create_app(
         mock: answer operations that have no handler with their declared example (or a
             generated value), and let unconfigured security schemes reject everything.
         dev: give unconfigured security schemes their documented development defaults
-            (API key ``dev``, HS256 secret ``brrt-dev-secret``, user ``dev``/``dev``),
+            (API key ``dev``, HS256 secret ``brrt-dev-secret-never-use-in-production``,
+            user ``dev``/``dev``),
             with a warning per scheme. Never in production.
         environ: where settings and secrets are read (default: ``os.environ``).
         config_file: YAML config file (settings and secrets; env vars win).
@@ -216,26 +233,38 @@ def create_app(
         security_logger.warning("%s", warning)
 
     actors = ActorSystem()
+    # NOTE: prometheus_client itself reads PROMETHEUS_MULTIPROC_DIR from the process
+    # environment (once, at import), so that is where it is looked up, not in `environ`.
+    metrics = (build_metrics(actors, os.environ.get(MULTIPROC_ENV))
+               if settings.metrics else None)
     router: Router[OperationPipeline] = Router()
     for operation in loaded.operations:
         actor = Actor(operation.operation_id, found[operation.operation_id],
                       plan.per_operation[operation.operation_id])
         actors.add(actor)
         encoder = ResponseEncoder(operation, settings.response_validation)
+        schemes = [name for group in operation.security for name in group]
         pipeline = OperationPipeline(
             operation, actor, encoder,
             security=build_security_check(operation.security, providers),
             max_body_bytes=settings.max_body_bytes,
             runtime_statuses=RUNTIME_STATUSES,
             validate_error_statuses=settings.response_validation != "off",
+            metrics=(metrics.operation(operation.operation_id, operation.method)
+                     if metrics is not None else None),
+            auth_failed=(metrics.auth_failure_counter(schemes)
+                         if metrics is not None and schemes else None),
         )
         router.add(operation.method, operation.path, pipeline)
     router.finish(_implicit_methods)
 
     effective = effective_document(loaded)
     app_ref: list[App] = []
-    builtins = build_builtins(effective, loaded.title, lambda: app_ref[0].ready)
-    app = App(loaded, settings, router, actors, builtins, effective)
+    builtins = build_builtins(effective, loaded.title, lambda: app_ref[0].ready,
+                              metrics=metrics.endpoint if metrics is not None else None)
+    app = App(loaded, settings, router, actors, builtins, effective, metrics)
     app_ref.append(app)
     actors.start()
+    if metrics is not None:
+        metrics.start()
     return app

@@ -1,4 +1,4 @@
-"""The runtime's own endpoints: /health, /ready, /openapi.yaml|json, /docs and /redoc.
+"""The runtime's own endpoints: /health, /ready, /metrics, /openapi.yaml|json, /docs, /redoc.
 
 Their bodies are built once (the big ones on first request); a spec operation on the same
 path wins. /docs is Swagger UI 5 and /redoc is ReDoc 2, both served from the
@@ -187,9 +187,13 @@ def _ui(prefix: str, page: str, init: str, title: str, spec_json: Builtin) -> di
     }
 
 
-def build_builtins(document: dict[str, Any], title: str,
-                   is_ready: Callable[[], bool]) -> dict[str, Builtin]:
-    """Return the built-in endpoints by path (all answer GET and HEAD)."""
+def build_builtins(document: dict[str, Any], title: str, is_ready: Callable[[], bool],
+                   metrics: Builtin | None = None) -> dict[str, Builtin]:
+    """Return the built-in endpoints by path (all answer GET and HEAD).
+
+    Args:
+        metrics: the /metrics endpoint (`brrt_actors.metrics.Metrics.endpoint`), if on.
+    """
     json_type = ("Content-Type", "application/json")
     no_store = ("Cache-Control", "no-store")
     ready_answer = _fixed(200, (json_type, _NOSNIFF, no_store), dumps({"status": "ready"}))
@@ -215,6 +219,8 @@ def build_builtins(document: dict[str, Any], title: str,
         "/openapi.yaml": _once(yaml_body, "application/yaml; charset=utf-8", no_cache),
         "/openapi.json": spec_json,
     }
+    if metrics is not None:
+        builtins["/metrics"] = metrics
     builtins.update(_ui(DOCS_PATH, _DOCS_PAGE, _DOCS_INIT, title, spec_json))
     builtins.update(_static(swagger_ui_folder(), _SWAGGER_FILES, DOCS_PATH))
     builtins.update(_ui(REDOC_PATH, _REDOC_PAGE, _REDOC_INIT, title, spec_json))

@@ -88,6 +88,8 @@ class Settings:
         max_body_bytes: request bodies above this get 413.
         response_validation: ``"enforce"`` (500 on a bad response), ``"log"`` or ``"off"``.
         shutdown_grace_s: how long a stop waits for requests in flight and mailboxes.
+        metrics: serve Prometheus metrics at /metrics and count per request (``BRRTR_METRICS``,
+            ``server.metrics``; on by default).
         actor_defaults: actor tuning before per-operation overrides (built-in defaults <
             config file ``actors.defaults`` < global env).
         actor_operations: the config file's ``actors.operations``, checked and parsed,
@@ -107,6 +109,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     response_validation: str = "enforce"
     shutdown_grace_s: float = 10.0
+    metrics: bool = True
     actor_defaults: ActorSettings = field(default_factory=ActorSettings)
     actor_operations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     operation_env: Mapping[str, str] = field(default_factory=dict)
@@ -186,6 +189,18 @@ def _choice(*choices: str, booleans: Mapping[bool, str] | None = None) -> Parser
     return parse
 
 
+_SWITCH_WORDS: Final = {"on": True, "true": True, "1": True, "yes": True,
+                        "off": False, "false": False, "0": False, "no": False}
+
+
+def _switch(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _SWITCH_WORDS:
+        return _SWITCH_WORDS[value.strip().lower()]
+    raise _Invalid("on or off (or true/false, 1/0, yes/no)")
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _Invalid("a non-empty string")
@@ -216,6 +231,7 @@ _SERVER_KNOBS: Final = (
     _Knob("keepalive_timeout_s", "BRRTR_KEEPALIVE_TIMEOUT_S", _number(0)),
     _Knob("max_body_bytes", "BRRTR_MAX_BODY_BYTES", _integer(0)),
     _Knob("shutdown_grace_s", "BRRTR_SHUTDOWN_GRACE_S", _number(0)),
+    _Knob("metrics", "BRRTR_METRICS", _switch),
 )
 _RESPONSES_KNOB: Final = _Knob(
     "response_validation", "BRRTR_RESPONSE_VALIDATION",

@@ -11,6 +11,7 @@ branches on configuration:
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from .body import BodyReader
@@ -22,6 +23,7 @@ from .spec.model import Operation
 
 if TYPE_CHECKING:
     from .actors import Actor
+    from .metrics import OperationMetrics
     from .request import Principal
 
 # A stage fills the request (or raises HTTPError); validation stages append error items.
@@ -31,7 +33,8 @@ Stage = Callable[[Request, dict[str, str], list[dict[str, Any]]], None]
 SecurityStage = Callable[[dict[str, Any], str], "Principal | None"]
 
 
-def _security_stage(check: SecurityStage) -> Stage:
+def _security_stage(check: SecurityStage,
+                    failed: Callable[[int], None] | None = None) -> Stage:
     def security(request: Request, raw_params: dict[str, str],
                  errors: list[dict[str, Any]]) -> None:
         principal = check(request.environ, request.request_id)
@@ -39,7 +42,21 @@ def _security_stage(check: SecurityStage) -> Stage:
             request.principal = principal
             request.claims = principal.claims
 
-    return security
+    if failed is None:
+        return security
+
+    def counted_security(request: Request, raw_params: dict[str, str],
+                         errors: list[dict[str, Any]]) -> None:
+        try:
+            principal = check(request.environ, request.request_id)
+        except HTTPError as ex:
+            failed(ex.status)
+            raise
+        if principal is not None:
+            request.principal = principal
+            request.claims = principal.claims
+
+    return counted_security
 
 
 def _parameter_stage(decoder: ParameterDecoder) -> Stage:
@@ -67,10 +84,38 @@ def _body_stage(reader: BodyReader) -> Stage:
     return body
 
 
+Run = Callable[[dict[str, Any], dict[str, str], str], Encoded]
+
+
+def _measured(serve: Run, figures: OperationMetrics) -> Run:
+    # PERF: ~0.5 µs per request in all (two perf_counter calls, the in-flight count, one
+    # `observe`); benchmarks/metrics.py compares the pipeline with metrics on and off.
+    observe = figures.observe
+
+    def run(environ: dict[str, Any], raw_params: dict[str, str], request_id: str) -> Encoded:
+        figures.in_flight += 1
+        start = perf_counter()
+        try:
+            encoded = serve(environ, raw_params, request_id)
+        except HTTPError as ex:
+            observe(ex.status, perf_counter() - start)
+            raise
+        except Exception:
+            observe(500, perf_counter() - start)  # the app answers 500
+            raise
+        finally:
+            figures.in_flight -= 1
+        observe(encoded[0], perf_counter() - start)
+        return encoded
+
+    return run
+
+
 class OperationPipeline:
     """Run one operation's stages, its actor, and its response encoding."""
 
-    __slots__ = ("_ask", "_check_error", "_encode", "_stages", "actor", "encoder", "operation")
+    __slots__ = ("_ask", "_check_error", "_encode", "_stages", "actor", "encoder", "operation",
+                 "run")
 
     def __init__(
         self,
@@ -82,13 +127,15 @@ class OperationPipeline:
         max_body_bytes: int,
         runtime_statuses: frozenset[int],
         validate_error_statuses: bool,
+        metrics: OperationMetrics | None = None,
+        auth_failed: Callable[[int], None] | None = None,
     ) -> None:
         self.operation = operation
         self.actor = actor
         self.encoder = encoder
         stages: list[Stage] = []
         if security is not None:
-            stages.append(_security_stage(security))
+            stages.append(_security_stage(security, auth_failed))
         if operation.parameters:
             stages.append(_parameter_stage(ParameterDecoder(operation.parameters)))
         if operation.request_body is not None:
@@ -104,10 +151,13 @@ class OperationPipeline:
 
         self._check_error: Callable[[HTTPError], None] | None = (
             check_error_status if validate_error_statuses else None)
+        # `run(environ, raw_params, request_id)` serves one request and raises HTTPError for
+        # any answer that is an error. A callable swapped once: no per-request branch on
+        # whether metrics are on.
+        self.run: Run = self._serve if metrics is None else _measured(self._serve, metrics)
 
-    def run(self, environ: dict[str, Any], raw_params: dict[str, str],
-            request_id: str) -> Encoded:
-        """Serve one request; raise HTTPError for any answer that is an error."""
+    def _serve(self, environ: dict[str, Any], raw_params: dict[str, str],
+               request_id: str) -> Encoded:
         request = Request(environ, self.operation, request_id)
         errors: list[dict[str, Any]] = []
         for stage in self._stages:

@@ -1,0 +1,495 @@
+"""Prometheus metrics, served at GET /metrics: requests and latency per operation, actors, auth.
+
+The request path only adds to plain Python ints and floats; prometheus_client sees them at
+scrape time, through a custom collector that builds the metric families then (and, for the
+classic text format, writes them directly: see `Metrics.render`). Each app has its own
+`CollectorRegistry` (not the global one), so several apps in one process do not clash; users
+may register their own collectors on ``app.metrics.registry``.
+
+Multi-process serving (gunicorn, ``brrt serve --workers N``): when ``PROMETHEUS_MULTIPROC_DIR``
+is set in the environment *before the process starts*, prometheus_client writes every value to
+per-process mmap files in that folder, and /metrics sums the files of all processes. In that
+mode the request figures are written through prometheus_client's metric objects per request
+(a lock and an mmap write each: a few µs more per request), and the actors' figures are
+copied into them once a second and before each scrape.
+
+Metric names (labels):
+
+    brrt_requests_total{operation_id, method, status}               counter
+    brrt_request_duration_seconds{operation_id, method, status}     histogram
+    brrt_requests_in_flight{operation_id, method}                    gauge
+    brrt_unmatched_requests_total{status}                            counter (404, 405)
+    brrt_auth_failures_total{scheme, status}                         counter (401, 403)
+    brrt_actor_workers / _busy_workers / _mailbox_depth / _mailbox_capacity{operation_id}
+    brrt_actor_{completed, handler_errors, rejected, refused, deadline_exceeded,
+                cancelled, expired, worker_restarts}_total{operation_id}
+    process_*, python_info, python_gc_* (single-process mode)
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any, Final
+
+import gevent
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    values,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .actors import Actor, ActorSystem
+
+__all__ = ["BUCKETS", "MULTIPROC_ENV", "Metrics", "OperationMetrics", "build_metrics"]
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+# Latency buckets in seconds, 0.5 ms to 10 s.
+BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                  1.0, 2.5, 5.0, 10.0)
+_LE: Final = (*(repr(bound) for bound in BUCKETS), "+Inf")  # as prometheus_client writes them
+# A series: one count per bucket (not cumulative; the last one is +Inf), then the sum.
+_SUM: Final = len(BUCKETS) + 1
+
+# How often, in multi-process mode, the actors' figures are copied into the shared files.
+SYNC_INTERVAL_S: Final = 1.0
+
+_REQUEST_LABELS: Final = ("operation_id", "method", "status")
+_ACTOR_GAUGES: Final = (
+    ("workers", "brrt_actor_workers", "Worker greenlets of the operation's actor."),
+    ("busy", "brrt_actor_busy_workers", "Workers running the handler right now."),
+    ("queue_depth", "brrt_actor_mailbox_depth", "Requests waiting in the actor's mailbox."),
+    ("mailbox", "brrt_actor_mailbox_capacity", "Size of the actor's mailbox."),
+)
+_ACTOR_COUNTERS: Final = (
+    ("completed", "brrt_actor_completed",
+     "Handler calls that returned (or raised an HTTPError)."),
+    ("handler_errors", "brrt_actor_handler_errors",
+     "Handler calls that raised anything else (answered 500)."),
+    ("rejected", "brrt_actor_rejected",
+     "Requests answered 503 because the mailbox was full (shed, or block timed out)."),
+    ("refused", "brrt_actor_refused",
+     "Requests answered 503 because the actor was not started or stopping."),
+    ("deadline_exceeded", "brrt_actor_deadline_exceeded",
+     "Requests answered 504 because the handler missed its deadline."),
+    ("cancelled", "brrt_actor_cancelled", "Handlers interrupted by their deadline."),
+    ("expired", "brrt_actor_expired",
+     "Requests dropped unrun: their deadline passed while they waited in the mailbox."),
+    ("restarts", "brrt_actor_worker_restarts", "Worker greenlets restarted after dying."),
+)
+_HELP_REQUESTS = "Requests served by each operation, by response status."
+_HELP_DURATION = ("Time from routing to the response's headers (the body of a streamed "
+                  "response not included), by operation and status.")
+_HELP_IN_FLIGHT = "Requests of each operation being served now."
+_HELP_UNMATCHED = "Requests no operation served: 404 (no route) and 405 (method not allowed)."
+_HELP_AUTH = ("Requests rejected by the security stage, per scheme the operation accepts "
+              "(a request to an operation that accepts two schemes counts for both).")
+
+# SECURITY: nothing in a page of metrics comes from a request: the labels are operationIds,
+# HTTP methods of the spec, status codes and security scheme names, never a header, a path
+# or a credential.
+_PAGE_HEADERS: Final = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
+
+# (status, headers, body), as `brrt_actors.builtins.Builtin` answers.
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+class OperationMetrics:
+    """One operation's request figures: plain ints and floats, read at scrape time.
+
+    Attributes:
+        operation_id, method: the labels.
+        in_flight: requests of this operation being served now.
+        series: by status, the latency bucket counts (not cumulative, +Inf last), then the
+            sum of seconds.
+    """
+
+    __slots__ = ("in_flight", "method", "operation_id", "series")
+
+    def __init__(self, operation_id: str, method: str) -> None:
+        self.operation_id = operation_id
+        self.method = method
+        self.in_flight = 0
+        self.series: dict[int, list[float]] = {}
+
+    def observe(self, status: int, seconds: float) -> None:
+        """Count one request answered with `status` after `seconds`."""
+        # PERF: no lock and no prometheus_client object here: the process is single-threaded
+        # (gevent: greenlets switch only where they block, and nothing here blocks), so
+        # plain list items are safe. A labelled prometheus_client Counter.inc() plus
+        # Histogram.observe() costs ~5 µs per request in a gevent-patched process (locks,
+        # label look-ups); this ~0.2 µs (benchmarks/metrics.py, taskset -c 1, CPython 3.11).
+        series = self.series.get(status)
+        if series is None:
+            series = self.series[status] = [0] * _SUM + [0.0]
+        series[bisect_left(BUCKETS, seconds)] += 1
+        series[_SUM] += seconds
+
+
+class _SharedOperationMetrics(OperationMetrics):
+    """Multi-process mode: each request is written to prometheus_client's mmap files too."""
+
+    __slots__ = ("_children", "_shared")
+
+    def __init__(self, operation_id: str, method: str, shared: _Shared) -> None:
+        super().__init__(operation_id, method)
+        self._shared = shared
+        self._children: dict[int, tuple[Any, Any]] = {}
+
+    def observe(self, status: int, seconds: float) -> None:
+        children = self._children.get(status)
+        if children is None:
+            labels = (self.operation_id, self.method, str(status))
+            children = self._children[status] = (self._shared.requests.labels(*labels),
+                                                 self._shared.duration.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+class Metrics:
+    """The figures of one app and its /metrics endpoint (single-process mode).
+
+    Build it with `build_metrics`. The pipeline asks it for one `OperationMetrics` per
+    operation and one auth-failure counter per secured operation, at start.
+
+    Attributes:
+        collector: the prometheus_client collector of brrt's own families (built from the
+            figures at each scrape).
+        registry: the app's own `CollectorRegistry`, with the process, platform and GC
+            collectors; register your own collectors on it and /metrics serves them too.
+        multiprocess: True when figures are shared through ``PROMETHEUS_MULTIPROC_DIR``.
+    """
+
+    multiprocess = False
+
+    def __init__(self, actors: ActorSystem, registry: CollectorRegistry | None = None) -> None:
+        self.actors = actors
+        self.operations: list[OperationMetrics] = []
+        self.auth_failures: dict[tuple[str, int], int] = {}
+        self.unmatched: dict[int, int] = {}
+        self.collector: _Collector | None = None
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=False)
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+            self.collector = _Collector(self)
+        self.registry = registry
+
+    def operation(self, operation_id: str, method: str) -> OperationMetrics:
+        """Return the figures of a new operation (built once per operation at start)."""
+        figures = OperationMetrics(operation_id, method)
+        self.operations.append(figures)
+        return figures
+
+    def auth_failure_counter(self, schemes: Sequence[str]) -> Callable[[int], None]:
+        """Return ``failed(status)``, counting one 401/403 for each of `schemes`."""
+        counts = self.auth_failures
+        names = tuple(dict.fromkeys(schemes))
+
+        def failed(status: int) -> None:
+            for scheme in names:
+                key = (scheme, status)
+                counts[key] = counts.get(key, 0) + 1
+
+        return failed
+
+    def count_unmatched(self, status: int) -> None:
+        """Count a request that no operation served (404 or 405)."""
+        self.unmatched[status] = self.unmatched.get(status, 0) + 1
+
+    def start(self) -> None:
+        """Start whatever runs in the background (nothing in single-process mode)."""
+
+    def stop(self) -> None:
+        """Stop whatever runs in the background (nothing in single-process mode)."""
+
+    def sync(self) -> None:
+        """Bring shared figures up to date (nothing to do in single-process mode)."""
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every family /metrics serves: brrt's own, then the registry's."""
+        if self.collector is not None:
+            yield from self.collector.collect()
+        yield from self.registry.collect()
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """Return the page of metrics and its Content-Type, in the format `accept` asks for."""
+        self.sync()
+        encode, content_type = choose_encoder(accept)
+        if encode is generate_latest and self.collector is not None:
+            # PERF: brrt's own families in the classic text format are written directly
+            # (~0.3 ms for the pet store's ~460 lines against ~3 ms through prometheus_client's
+            # generate_latest); tests/test_metrics.py checks both give the same samples.
+            return self.collector.render_text() + generate_latest(self.registry), content_type
+        return encode(self), content_type
+
+    def endpoint(self, environ: dict[str, Any]) -> Answer:
+        """Answer GET /metrics, in the format the Accept header asks for."""
+        body, content_type = self.render(environ.get("HTTP_ACCEPT") or "")
+        headers = [("Content-Type", content_type), *_PAGE_HEADERS]
+        if "gzip" in (environ.get("HTTP_ACCEPT_ENCODING") or ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Vary", "Accept, Accept-Encoding"))
+        headers.append(("Content-Length", str(len(body))))
+        return 200, headers, body
+
+
+def _label_value(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _header(name: str, kind: str, documentation: str) -> str:
+    escaped = documentation.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
+
+
+class _Collector:
+    """Builds brrt's metric families from the plain figures, at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._labels: dict[str, str] = {}  # operationId -> its label text, escaped once
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the families as prometheus_client objects (OpenMetrics and other uses)."""
+        metrics = self._metrics
+        requests = CounterMetricFamily("brrt_requests", _HELP_REQUESTS, labels=_REQUEST_LABELS)
+        duration = HistogramMetricFamily("brrt_request_duration_seconds", _HELP_DURATION,
+                                         labels=_REQUEST_LABELS)
+        in_flight = GaugeMetricFamily("brrt_requests_in_flight", _HELP_IN_FLIGHT,
+                                      labels=("operation_id", "method"))
+        for op in metrics.operations:
+            in_flight.add_metric((op.operation_id, op.method), op.in_flight)
+            for status, series in sorted(op.series.items()):
+                labels = (op.operation_id, op.method, str(status))
+                cumulative = list(accumulate(series[:_SUM]))
+                requests.add_metric(labels, cumulative[-1])
+                duration.add_metric(labels, list(zip(_LE, cumulative, strict=True)),
+                                    series[_SUM])
+        yield requests
+        yield duration
+        yield in_flight
+
+        unmatched = CounterMetricFamily("brrt_unmatched_requests", _HELP_UNMATCHED,
+                                        labels=("status",))
+        for status, count in sorted(metrics.unmatched.items()):
+            unmatched.add_metric((str(status),), count)
+        yield unmatched
+        auth = CounterMetricFamily("brrt_auth_failures", _HELP_AUTH, labels=("scheme", "status"))
+        for (scheme, status), count in sorted(metrics.auth_failures.items()):
+            auth.add_metric((scheme, str(status)), count)
+        yield auth
+
+        stats = [(actor.name, actor.stats()) for actor in metrics.actors]
+        for key, name, documentation in _ACTOR_GAUGES:
+            gauge = GaugeMetricFamily(name, documentation, labels=("operation_id",))
+            for operation_id, figures in stats:
+                gauge.add_metric((operation_id,), figures[key])
+            yield gauge
+        for key, name, documentation in _ACTOR_COUNTERS:
+            counter = CounterMetricFamily(name, documentation, labels=("operation_id",))
+            for operation_id, figures in stats:
+                counter.add_metric((operation_id,), figures[key])
+            yield counter
+
+    def _op_labels(self, operation_id: str) -> str:
+        text = self._labels.get(operation_id)
+        if text is None:
+            text = self._labels[operation_id] = f'operation_id="{_label_value(operation_id)}"'
+        return text
+
+    def render_text(self) -> bytes:
+        """Return the families in Prometheus' text format 0.0.4, as `collect` gives them."""
+        metrics = self._metrics
+        counts: list[str] = [_header("brrt_requests_total", "counter", _HELP_REQUESTS)]
+        buckets: list[str] = [_header("brrt_request_duration_seconds", "histogram",
+                                      _HELP_DURATION)]
+        in_flight: list[str] = [_header("brrt_requests_in_flight", "gauge", _HELP_IN_FLIGHT)]
+        for op in metrics.operations:
+            base = f'{self._op_labels(op.operation_id)},method="{_label_value(op.method)}"'
+            in_flight.append(f"brrt_requests_in_flight{{{base}}} {op.in_flight}.0\n")
+            for status, series in sorted(op.series.items()):
+                labels = f'{base},status="{status}"'
+                total = 0
+                for le, count in zip(_LE, series[:_SUM], strict=True):
+                    total += int(count)
+                    buckets.append(
+                        f'brrt_request_duration_seconds_bucket{{{labels},le="{le}"}} {total}.0\n')
+                buckets.append(f"brrt_request_duration_seconds_count{{{labels}}} {total}.0\n")
+                buckets.append(f"brrt_request_duration_seconds_sum{{{labels}}} "
+                               f"{float(series[_SUM])!r}\n")
+                counts.append(f"brrt_requests_total{{{labels}}} {total}.0\n")
+        out = counts + buckets + in_flight
+        out.append(_header("brrt_unmatched_requests_total", "counter", _HELP_UNMATCHED))
+        out.extend(f'brrt_unmatched_requests_total{{status="{status}"}} {count}.0\n'
+                   for status, count in sorted(metrics.unmatched.items()))
+        out.append(_header("brrt_auth_failures_total", "counter", _HELP_AUTH))
+        out.extend(f'brrt_auth_failures_total{{scheme="{_label_value(scheme)}",'
+                   f'status="{status}"}} {count}.0\n'
+                   for (scheme, status), count in sorted(metrics.auth_failures.items()))
+        stats = [(self._op_labels(actor.name), actor.stats()) for actor in metrics.actors]
+        for key, name, documentation in _ACTOR_GAUGES:
+            out.append(_header(name, "gauge", documentation))
+            out.extend(f"{name}{{{labels}}} {figures[key]}.0\n" for labels, figures in stats)
+        for key, name, documentation in _ACTOR_COUNTERS:
+            total_name = f"{name}_total"
+            out.append(_header(total_name, "counter", documentation))
+            out.extend(f"{total_name}{{{labels}}} {figures[key]}.0\n"
+                       for labels, figures in stats)
+        return "".join(out).encode()
+
+
+class _Shared:
+    """prometheus_client's metric objects backed by the multi-process files (one set per
+    process: two value objects of one series in one process would overwrite each other)."""
+
+    def __init__(self) -> None:
+        def counter(name: str, documentation: str, labels: Iterable[str]) -> Counter:
+            return Counter(name, documentation, labels, registry=None)
+
+        def live_gauge(name: str, documentation: str, labels: Iterable[str]) -> Gauge:
+            return Gauge(name, documentation, labels, registry=None, multiprocess_mode="livesum")
+
+        self.requests = counter("brrt_requests", _HELP_REQUESTS, _REQUEST_LABELS)
+        self.duration = Histogram("brrt_request_duration_seconds", _HELP_DURATION,
+                                  _REQUEST_LABELS, registry=None, buckets=BUCKETS)
+        self.in_flight = live_gauge("brrt_requests_in_flight", _HELP_IN_FLIGHT,
+                                    ("operation_id", "method"))
+        self.unmatched = counter("brrt_unmatched_requests", _HELP_UNMATCHED, ("status",))
+        self.auth = counter("brrt_auth_failures", _HELP_AUTH, ("scheme", "status"))
+        self.actor_gauges = {key: live_gauge(name, documentation, ("operation_id",))
+                             for key, name, documentation in _ACTOR_GAUGES}
+        self.actor_counters = {key: counter(name, documentation, ("operation_id",))
+                               for key, name, documentation in _ACTOR_COUNTERS}
+
+
+_SHARED: list[_Shared] = []
+
+
+def _shared() -> _Shared:
+    if not _SHARED:
+        _SHARED.append(_Shared())
+    return _SHARED[0]
+
+
+class _MultiProcessMetrics(Metrics):
+    """Figures written to ``PROMETHEUS_MULTIPROC_DIR``; /metrics sums every process's files."""
+
+    multiprocess = True
+
+    def __init__(self, actors: ActorSystem, path: str) -> None:
+        # NOTE: no process collectors here: prometheus_client does not merge them across
+        # processes (its multi-process documentation says so).
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        super().__init__(actors, registry)
+        self.path = path
+        self._shared = _shared()
+        self._synced: dict[tuple[str, str], int] = {}
+        self._syncer: gevent.Greenlet[[], None] | None = None
+
+    def operation(self, operation_id: str, method: str) -> OperationMetrics:
+        figures = _SharedOperationMetrics(operation_id, method, self._shared)
+        self.operations.append(figures)
+        return figures
+
+    def auth_failure_counter(self, schemes: Sequence[str]) -> Callable[[int], None]:
+        auth = self._shared.auth
+        names = tuple(dict.fromkeys(schemes))
+
+        def failed(status: int) -> None:
+            for scheme in names:
+                auth.labels(scheme, str(status)).inc()
+
+        return failed
+
+    def count_unmatched(self, status: int) -> None:
+        self._shared.unmatched.labels(str(status)).inc()
+
+    def start(self) -> None:
+        self.sync()
+        self._syncer = gevent.spawn(self._sync_forever)
+        self._syncer.name = "metrics-sync"
+
+    def stop(self) -> None:
+        if self._syncer is not None:
+            self._syncer.kill(block=False)
+            self._syncer = None
+        self.sync()
+        # This process no longer serves: its live gauges must not count any more.
+        shared = self._shared
+        for op in self.operations:
+            shared.in_flight.labels(op.operation_id, op.method).set(0)
+        for actor in self.actors:
+            for gauge in shared.actor_gauges.values():
+                gauge.labels(actor.name).set(0)
+
+    def _sync_forever(self) -> None:
+        while True:
+            gevent.sleep(SYNC_INTERVAL_S)
+            self.sync()
+
+    def sync(self) -> None:
+        """Copy the in-flight gauges and the actors' figures into the shared files."""
+        shared = self._shared
+        for op in self.operations:
+            shared.in_flight.labels(op.operation_id, op.method).set(op.in_flight)
+        for actor in self.actors:
+            self._sync_actor(actor)
+
+    def _sync_actor(self, actor: Actor) -> None:
+        shared = self._shared
+        figures = actor.stats()
+        for key, gauge in shared.actor_gauges.items():
+            gauge.labels(actor.name).set(figures[key])
+        for key, counter in shared.actor_counters.items():
+            mark = (actor.name, key)
+            delta = figures[key] - self._synced.get(mark, 0)
+            if delta > 0:
+                counter.labels(actor.name).inc(delta)
+                self._synced[mark] = figures[key]
+
+
+def build_metrics(actors: ActorSystem, multiproc_dir: str | None = None) -> Metrics:
+    """Return the metrics of an app whose actors are `actors`.
+
+    Args:
+        actors: read at scrape time (mailbox depth, busy workers, counters).
+        multiproc_dir: the ``PROMETHEUS_MULTIPROC_DIR`` of the process, if any: figures are
+            then shared through files there, and /metrics sums all processes.
+
+    Raises:
+        ConfigError: ``PROMETHEUS_MULTIPROC_DIR`` is not a folder, or was set only after
+            prometheus_client was imported (it chooses its storage once, at import).
+    """
+    if not multiproc_dir:
+        return Metrics(actors)
+    if not os.path.isdir(multiproc_dir):
+        raise ConfigError([(MULTIPROC_ENV, f"{multiproc_dir!r} is not a folder; create it "
+                                           "(empty) before the server starts")])
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        raise ConfigError([(MULTIPROC_ENV, "was set after prometheus_client was imported, so "
+                                           "this process does not write to it; set it in the "
+                                           "environment before the process starts")])
+    return _MultiProcessMetrics(actors, multiproc_dir)
