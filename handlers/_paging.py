@@ -1,7 +1,8 @@
 """Paging shared by the list operations (limit/offset come decoded, defaults applied)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from brrt_actors import Request
@@ -19,3 +20,7 @@ class Page:
 
     def of(self, entries: Sequence[T]) -> list[T]:
         return list(entries[self.offset:self.offset + self.limit])
+
+    def of_iterable(self, entries: Iterable[T]) -> list[T]:
+        """Take the page from an iterable without building the whole list first."""
+        return list(itertools.islice(entries, self.offset, self.offset + self.limit))
