@@ -14,13 +14,13 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import io  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _wsgi import environ as _environ  # noqa: E402
 from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: E402
 
 from brrt_actors import create_app  # noqa: E402
@@ -28,19 +28,6 @@ from brrt_actors.metrics import BUCKETS, OperationMetrics  # noqa: E402
 from brrt_actors.pipeline import _measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _environ(method: str, path: str, query: str = "", body: bytes = b"") -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-        "RAW_URI": path + (f"?{query}" if query else ""), "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_X_API_KEY": "test123", "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,
-    }
-    if body:
-        environ["CONTENT_TYPE"] = "application/json"
-        environ["CONTENT_LENGTH"] = str(len(body))
-    return environ
 
 
 def _round(call: Callable[[], None], count: int) -> float:
