@@ -85,7 +85,8 @@ def _wsgi_text(raw: str) -> str:
         return raw
 
 
-def _unquote_query(raw: str) -> str:
+def unquote_query(raw: str) -> str:
+    """Decode one name or value of a query string (``+`` is a space; WSGI text fixed)."""
     if not raw.isascii():
         raw = _wsgi_text(raw)
     return unquote_plus(raw) if ("%" in raw or "+" in raw) else raw
@@ -114,7 +115,7 @@ def parse_query(query_string: str) -> dict[str, list[str]]:
             continue
         key, _, value = pair.partition("=")
         if "%" in key or "+" in key or not key.isascii():
-            key = _unquote_query(key)
+            key = unquote_query(key)
         values = out.get(key)
         if values is None:
             out[key] = [value]
@@ -324,7 +325,7 @@ def _build_reader(param: Parameter, query_names: set[str]) -> _Reader:
         if shape != "object":
             raise _Unsupported("style 'deepObject' applies to objects only")
         return _deep_object_reader(param, schema)
-    return _multi_reader(param, shape, schema, -1, _unquote_query, query_names)
+    return _multi_reader(param, shape, schema, -1, unquote_query, query_names)
 
 
 def _content_reader(param: Parameter) -> _Reader:
@@ -342,7 +343,7 @@ def _content_reader(param: Parameter) -> _Reader:
         def raw_value(source: Any) -> Any:
             return source.get(env_key, _ABSENT)
     else:
-        index, decode = (-1, _unquote_query) if location == "query" else (0, unquote)
+        index, decode = (-1, unquote_query) if location == "query" else (0, unquote)
 
         def raw_value(source: Any) -> Any:
             values = source.get(name)
@@ -557,9 +558,9 @@ def _deep_object_reader(param: Parameter, schema: JSONSchema) -> _Reader:
             if key.startswith(opening) and key.endswith("]"):
                 prop = key[len(opening):-1]
                 if prop in build.arrays:
-                    pairs.extend((prop, _unquote_query(value)) for value in values)
+                    pairs.extend((prop, unquote_query(value)) for value in values)
                 else:
-                    pairs.append((prop, _unquote_query(values[-1])))
+                    pairs.append((prop, unquote_query(values[-1])))
         return build(pairs) if pairs else _ABSENT
 
     return read

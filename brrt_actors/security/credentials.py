@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+
+from ..parameters import parse_query, unquote_query
 
 __all__ = ["key_reader", "redact"]
 
@@ -42,8 +43,9 @@ def key_reader(location: str, name: str) -> KeyReader:
             query = environ.get("QUERY_STRING")
             if not query:
                 return None
-            values = parse_qs(query).get(name)
-            return values[0] if values else None
+            # NOTE: the parameter stage's query splitter; only the key's value is decoded.
+            values = parse_query(query).get(name)
+            return unquote_query(values[0]) if values else None
 
         return from_query
 
