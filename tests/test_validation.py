@@ -371,3 +371,56 @@ def test_compile_failures_name_the_pointer() -> None:
 def test_warm_up_prepares_the_error_listing() -> None:
     validation.warm_up()
     assert validation._format_checker() is validation._format_checker()
+
+
+# -- refs inlined for the fast path -------------------------------------------------------------
+
+TREE = {
+    "$ref": "#/$defs/Node",
+    "$defs": {
+        "Node": {"type": "object", "required": ["label"], "properties": {
+            "label": {"$ref": "#/$defs/Label"},
+            "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}},
+        "Label": {"type": "string", "minLength": 1},
+    },
+}
+
+
+def test_recursive_schemas_still_validate_at_every_depth() -> None:
+    validator = check(TREE)
+    leaf = {"label": "leaf"}
+    assert validator.is_valid({"label": "root", "children": [{"label": "a", "children": [leaf]}]})
+    bad = {"label": "root", "children": [{"label": "a", "children": [{"label": ""}]}]}
+    assert validator.errors(bad) == [("/children/0/children/0/label",
+                                      "must be at least 1 characters long")]
+
+
+def test_refs_under_property_names_that_are_keywords_are_followed() -> None:
+    # A property named like a data keyword ("enum", "const") holds a schema, not data.
+    schema = {"type": "object", "properties": {
+        "enum": {"$ref": "#/$defs/Small"}, "const": {"$ref": "#/$defs/Small"}},
+        "$defs": {"Small": {"type": "integer", "maximum": 3}}}
+    validator = check(schema)
+    assert validator.is_valid({"enum": 1, "const": 2})
+    assert not validator.is_valid({"enum": 9})
+    assert not validator.is_valid({"const": 9})
+
+
+def test_data_that_looks_like_a_ref_still_compiles() -> None:
+    validator = compile_validator({
+        "type": "object", "properties": {"a": {"$ref": "#/definitions/A"}},
+        "default": {"$ref": "#/definitions/A"},
+        "definitions": {"A": {"type": "integer"}}})
+    assert validator.is_valid({"a": 1})
+    assert not validator.is_valid({"a": "x"})
+
+
+def test_shared_definitions_past_the_budget_keep_their_refs(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    monkeypatch.setattr(validation, "_INLINE_BUDGET", 5)
+    validation.clear_cache()
+    validator = check({"type": "array", "items": {"$ref": "#/$defs/Pet"}, "$defs": {
+        "Pet": {"type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string"}}}}})
+    assert validator.is_valid([{"name": "Rex"}])
+    assert not validator.is_valid([{"name": 1}])
