@@ -2,12 +2,20 @@
 
 Handlers only use plain dict and list operations on it, which no greenlet switch can
 interrupt, so it needs no lock.
+
+What clients add (pets, webhooks, events) is bounded: past `PETSTORE_MAX_RECORDS` (env,
+default 1000) of a kind, the oldest added one is forgotten, so a long load test measures the
+server, not a growing store. The seed data always stays.
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import os
+from collections import deque
 from typing import Any
+
+MAX_RECORDS = int(os.environ.get("PETSTORE_MAX_RECORDS", "1000"))
 
 JOHN = "0b6f1c9e-1b4e-4a47-9a8c-5a1f3c2e7d10"
 JANE = "5d3c2a1b-8e7f-4c6d-9b0a-1f2e3d4c5b6a"
@@ -54,7 +62,10 @@ _FILES: list[dict[str, Any]] = [
 class Store:
     """Everything the shop knows; `reset` puts the seed data back."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int = MAX_RECORDS) -> None:
+        if max_records < 1:
+            raise ValueError(f"PETSTORE_MAX_RECORDS must be at least 1, not {max_records}")
+        self.max_records = max_records
         self.reset()
 
     def reset(self) -> None:
@@ -69,9 +80,31 @@ class Store:
         self.webhook_ids = itertools.count(1)
         self.settings: dict[str, Any] = {"maintenance_mode": False,
                                          "feature_flags": {"beta": True, "analytics": False}}
-        # The shop's event log, newest last: one pet.created per pet.
-        self.events: list[tuple[str, dict[str, Any]]] = [
-            ("pet.created", {"id": pet["id"], "name": pet["name"]}) for pet in self.pets.values()]
+        self._added_pets: deque[int] = deque()
+        # The shop's event log, newest last: one pet.created per pet; `events_logged` counts
+        # every event ever logged (the event ids), the log keeps the latest `max_records`.
+        self.events: deque[tuple[str, dict[str, Any]]] = deque(maxlen=self.max_records)
+        self.events_logged = 0
+        for pet in self.pets.values():
+            self.log_event("pet.created", {"id": pet["id"], "name": pet["name"]})
+
+    def add_pet(self, pet: dict[str, Any]) -> None:
+        """Keep `pet` (and log its creation), forgetting the oldest added pet past the bound."""
+        self.pets[pet["id"]] = pet
+        self._added_pets.append(pet["id"])
+        if len(self._added_pets) > self.max_records:
+            self.pets.pop(self._added_pets.popleft(), None)
+        self.log_event("pet.created", {"id": pet["id"], "name": pet["name"]})
+
+    def add_webhook(self, webhook: dict[str, Any]) -> None:
+        """Keep `webhook`, forgetting the oldest one past the bound."""
+        self.webhooks[webhook["subscription_id"]] = webhook
+        if len(self.webhooks) > self.max_records:
+            del self.webhooks[next(iter(self.webhooks))]  # dicts keep insertion order
+
+    def log_event(self, name: str, data: dict[str, Any]) -> None:
+        self.events.append((name, data))
+        self.events_logged += 1
 
 
 STORE = Store()

@@ -1,6 +1,7 @@
 """Shop events: a finite server-sent event stream, and webhook subscriptions."""
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,8 +19,9 @@ def _sse(first_id: int, events: list[tuple[str, dict[str, Any]]]) -> Iterator[by
 def stream_events(request: Request) -> Response:
     """Stream the latest `count` shop events, then end the stream."""
     count: int = request.query.get("count", 3)
-    latest = STORE.events[-count:]
-    first_id = len(STORE.events) - len(latest) + 1
+    events = STORE.events
+    latest = list(itertools.islice(events, max(0, len(events) - count), None))
+    first_id = STORE.events_logged - len(latest) + 1
     return Response(200, _sse(first_id, latest), content_type="text/event-stream")
 
 
@@ -31,5 +33,5 @@ def register_webhook(request: Request) -> Response:
         "url": body["url"],
         "events": list(body.get("events") or ["pet.created", "pet.updated"]),
     }
-    STORE.webhooks[webhook["subscription_id"]] = webhook
+    STORE.add_webhook(webhook)
     return Response(201, webhook)

@@ -30,8 +30,7 @@ def add_pet(request: Request) -> Response:
     }
     if "age" in body:
         pet["age"] = body["age"]
-    STORE.pets[pet["id"]] = pet
-    STORE.events.append(("pet.created", {"id": pet["id"], "name": pet["name"]}))
+    STORE.add_pet(pet)
     return Response(201, pet, {"Location": f"/pets/{pet['id']}"})
 
 

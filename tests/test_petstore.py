@@ -390,3 +390,21 @@ def test_mock_mode_serves_every_operation(apps: list[object], petstore_env: dict
     for _, method, target, kwargs, _ in GOOD_REQUESTS:
         response = mock.request(method, target, **kwargs)
         assert 200 <= response.status < 300, (target, response)
+
+
+def test_added_records_are_bounded_and_the_seed_data_stays(client: Client,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    store = importlib.import_module("handlers._store").STORE
+    monkeypatch.setattr(store, "max_records", 2)
+    store.reset()
+    ids = [client.post("/pets", json={"name": f"P{n}"}).json()["id"] for n in range(3)]
+    assert client.get(f"/pets/{ids[0]}").status == 404  # the oldest added one is forgotten
+    assert [client.get(f"/pets/{pet_id}").status for pet_id in ids[1:]] == [200, 200]
+    assert [pet["id"] for pet in client.get("/pets").json()] == [1, 2, 3, *ids[1:]]
+    events = [block for block in client.get("/events", query={"count": 5}).text.split("\n\n")
+              if block]
+    assert [event.split("\n", 1)[0] for event in events] == ["id: 5", "id: 6"]
+    hooks = [client.post("/webhooks", json={"url": f"https://example.com/{n}"}).json()
+             for n in range(3)]
+    assert list(store.webhooks) == [hook["subscription_id"] for hook in hooks[1:]]
