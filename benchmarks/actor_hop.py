@@ -179,11 +179,24 @@ def _actor_no_deadline() -> tuple[Callable[[Any], Any], Callable[[], None]]:
     return actor.ask, lambda: actor.stop(1.0)
 
 
+def _actor_on_gevent_queue() -> tuple[Callable[[Any], Any], Callable[[], None]]:
+    # The actor as it was before brrt_actors.mailbox: the same code on gevent's Queue.
+    from brrt_actors.actors import Actor
+    from brrt_actors.config import ActorSettings
+
+    actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=int(DEADLINE_S * 1000)))
+    actor._mailbox = Queue(1024)  # type: ignore[assignment]
+    actor._offer = actor._mailbox.put_nowait
+    actor.start()
+    return actor.ask, lambda: actor.stop(1.0)
+
+
 VARIANTS: dict[str, Callable[[], tuple[Callable[[Any], Any], Callable[[], None]]]] = {
     "AsyncResult + Timeout": _asyncresult,
     "Event + attrs + Timeout": _event,
     "Waiter + Timeout": _waiter_timeout,
     "Waiter + raw timers": _waiter_timer,
+    "Actor.ask, gevent Queue": _actor_on_gevent_queue,
     "Actor.ask (deadline)": _actor,
     "Actor.ask (no deadline)": _actor_no_deadline,
 }

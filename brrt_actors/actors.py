@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import gevent
 from gevent import Greenlet, getcurrent
 from gevent.hub import Waiter, get_hub
-from gevent.queue import Empty, Full, Queue
 
 from .config import ActorSettings
 from .errors import HTTPError
+from .mailbox import BoundedMailbox, Empty, Full
 
 if TYPE_CHECKING:
     from gevent._types import _Loop
@@ -120,7 +120,7 @@ class Actor:
         self.name = name
         self.settings = settings
         self._handler = handler
-        self._mailbox: Queue[Any] = Queue(maxsize=settings.mailbox)
+        self._mailbox: BoundedMailbox[Any] = BoundedMailbox(settings.mailbox)
         self._workers: list[Greenlet[[], None]] = []
         self._loop: _Loop | None = None
         self._accepting = False

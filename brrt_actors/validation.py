@@ -191,7 +191,7 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return out
 
     try:
-        inlined = walk(schema, ())
+        inlined: dict[str, Any] = walk(schema, ())
         if kept:  # NOTE: the recursive definitions, and the ones they reach, stay
             inlined["definitions"] = {name: walk(definitions[name], (name,))
                                       for name in _reachable(definitions, kept)}
