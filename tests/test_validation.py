@@ -1,6 +1,7 @@
 """Schema translation (brrt_actors.spec.schema) and the validator cache (brrt_actors.validation)."""
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -424,3 +425,35 @@ def test_shared_definitions_past_the_budget_keep_their_refs(monkeypatch: pytest.
                 "properties": {"name": {"type": "string"}}}}})
     assert validator.is_valid([{"name": "Rex"}])
     assert not validator.is_valid([{"name": 1}])
+
+
+@pytest.mark.parametrize(("items", "unique"), [
+    (["a", "b"], True), (["a", "a"], False), ([1, True], True), ([1, 1.0], False),
+    ([{"a": [1, 2]}, {"a": [2, 1]}], True), ([{"a": [1, {"b": None}]}, {"a": [1, {"b": None}]}],
+                                            False),
+    ([[1, "x"], [1, "x"]], False), ([False, 0, None, ""], True),
+])
+def test_unique_items(items: list[Any], unique: bool) -> None:
+    validator = compile_validator({"type": "array", "uniqueItems": True})
+    assert validator.is_valid(items) is unique
+    lister = Draft7Validator({"type": "array", "uniqueItems": True})
+    assert lister.is_valid(items) is unique
+
+
+def test_validating_leaves_no_reference_cycles_behind() -> None:
+    # Cyclic garbage per request means cyclic-GC pauses under load.
+    validator = check({"type": "object", "properties": {
+        "tags": {"type": "array", "uniqueItems": True, "items": {"type": "string"}},
+        "pets": {"type": "array", "items": {"$ref": "#/$defs/Pet"}}},
+        "$defs": {"Pet": {"type": "object", "properties": {"name": {"type": "string"}}}}})
+    value = {"tags": ["a", "b"], "pets": [{"name": "Rex"}, {"name": "Max"}]}
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(10):
+            assert validator.is_valid(value)
+        gc.collect()
+        assert gc.garbage == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
