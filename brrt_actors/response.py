@@ -32,7 +32,14 @@ class Response:
         return f"Response(status={self.status}, content_type={self.content_type!r})"
 
 
+# PERF: the usual bodies are answered by one set lookup, not by the Iterable ABC check.
+_VALUE_TYPES = frozenset({dict, list, tuple, str, bytes, bytearray, int, float, bool,
+                          type(None)})
+
+
 def is_stream(body: Any) -> bool:
     """Tell whether `body` is an iterable of chunks to stream rather than a value."""
+    if type(body) in _VALUE_TYPES:
+        return False
     return (isinstance(body, Iterable) and not isinstance(body, (bytes, bytearray, str, dict, list,
                                                                   tuple, Mapping)))

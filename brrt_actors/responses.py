@@ -152,7 +152,9 @@ class ResponseEncoder:
         validator = rule.validators.get(media_type)
         if validator is None or not is_json_media_type(media_type):
             return
-        if isinstance(body, (bytes, bytearray, str)) or is_stream(body):
+        kind = type(body)
+        if kind is not dict and kind is not list and (
+                isinstance(body, (bytes, bytearray, str)) or is_stream(body)):
             return  # pre-serialised by the handler: nothing to look into
         problems = validator.errors(body)
         if problems:
@@ -181,7 +183,10 @@ def body_chunks(status: int, body: Any, content_type: str | None,
         return ()
     if content_type is not None:
         headers.append(("Content-Type", content_type))
-    if body is None:
+    kind = type(body)
+    if kind is dict or kind is list:  # PERF: the usual JSON body first
+        data = dumps(body)
+    elif body is None:
         if content_type is not None and is_json_media_type(content_type.split(";", 1)[0]):
             data = b"null"
         else:
