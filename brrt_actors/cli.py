@@ -29,9 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="development defaults for unconfigured security schemes (API key "
                             "'dev', HS256 secret 'brrt-dev-secret-never-use-in-production', "
                             "user dev/dev); never in production")
-    serve.add_argument("--workers", type=int, default=1,
+    serve.add_argument("--workers", type=int,
                        help="worker processes sharing the socket, run by gunicorn's arbiter "
-                            "(default 1: one process, no arbiter)")
+                            "(env BRRTR_WORKERS, default 1: one process, no arbiter)")
 
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("spec")

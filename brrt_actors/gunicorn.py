@@ -5,7 +5,8 @@ Two ways in, one worker class:
 - ``gunicorn -k brrt_actors.gunicorn.Worker 'module:app'``, for people who run gunicorn
   already, with any WSGI app: a brrt_actors app (`app_from_env`, or
   ``'brrt_actors:create_app("openapi.yaml", "handlers")'``) or any other WSGI callable.
-- ``brrt serve SPEC --workers N``: `serve_workers` checks that the app can start, prepares
+- ``brrt serve SPEC --workers N`` (or ``BRRTR_WORKERS=N``, or ``server.workers`` in the
+  config file): `serve_workers` checks that the app can start, prepares
   the Prometheus multi-process folder, and replaces the process with gunicorn's arbiter
   running `SpecApplication` (`main`).
 
@@ -88,14 +89,16 @@ class _WorkerServerSettings:
     max_connections: int
     keepalive_timeout_s: float
     shutdown_grace_s: float
+    http_engine: str
 
 
 class Worker(base.Worker):  # type: ignore[misc]
     """A gunicorn worker serving the WSGI app with brrt_actors' gevent HTTP engine.
 
     Use it with ``gunicorn -k brrt_actors.gunicorn.Worker``. Each listening socket gunicorn
-    hands over is served by a `brrt_actors.server.HTTPServer` (the engine chosen by
-    ``BRRTR_HTTP_ENGINE``, httptools by default).
+    hands over is served by a `brrt_actors.server.HTTPServer` (the engine is
+    ``Settings.http_engine``: ``BRRTR_HTTP_ENGINE``, or for a brrt_actors app its config
+    file's ``server.http_engine``; httptools by default).
 
     A brrt_actors app brings its own server settings (``BRRTR_MAX_CONNECTIONS``,
     ``BRRTR_KEEPALIVE_TIMEOUT_S``, ``BRRTR_MAX_BODY_BYTES``, ``BRRTR_SHUTDOWN_GRACE_S`` or
@@ -109,6 +112,7 @@ class Worker(base.Worker):  # type: ignore[misc]
     sockets: list[Any]
     _stop_requested: Event
     _draining = False
+    _http_engine: str
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -172,6 +176,11 @@ class Worker(base.Worker):  # type: ignore[misc]
         """Load the app (in this process); a start problem ends the boot with its message."""
         try:
             super().load_wsgi()
+            if _brrt_app(self.wsgi) is None:
+                from .config import load_settings
+
+                # NOTE: a plain WSGI app takes only the engine from brrt's settings.
+                self._http_engine = load_settings(os.environ).http_engine
         except StartError as ex:
             self.log.error("cannot start: %s", ex)
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
@@ -196,7 +205,7 @@ class Worker(base.Worker):  # type: ignore[misc]
             settings = _WorkerServerSettings(
                 host="", port=0, max_connections=self.cfg.worker_connections,
                 keepalive_timeout_s=self.cfg.keepalive or _DEFAULT_KEEPALIVE_S,
-                shutdown_grace_s=grace)
+                shutdown_grace_s=grace, http_engine=self._http_engine)
         wsgi = self.wsgi if self.max_requests == sys.maxsize else self._counting(self.wsgi)
         # PERF: with several workers on one socket, each takes one connection per wake-up
         # (as gunicorn's gevent worker does), so that a burst spreads over the workers.
@@ -364,8 +373,9 @@ def _bind(host: str, port: int) -> str:
 class SpecApplication(BaseApplication):  # type: ignore[misc]
     """Serve one spec with gunicorn's arbiter: N worker processes sharing one socket.
 
-    The address and the drain time come from `brrt_actors.config.load_settings` (config
-    file, environment, `host`/`port`), read again on SIGHUP. Each worker builds the app
+    The address, the drain time and the number of workers come from
+    `brrt_actors.config.load_settings` (config file, environment, `host`/`port`/`workers`
+    as given on the command line), read again on SIGHUP. Each worker builds the app
     with `factory`. gunicorn's access log is off.
 
     Prometheus figures add up over the workers when ``PROMETHEUS_MULTIPROC_DIR`` is set
@@ -373,7 +383,8 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
     sees to it); `metrics_dir` is a folder to delete when the arbiter exits.
     """
 
-    def __init__(self, factory: AppFactory, *, workers: int, host: str | None = None,
+    def __init__(self, factory: AppFactory, *, workers: int | None = None,
+                 host: str | None = None,
                  port: int | None = None, log_level: str = "info",
                  metrics_dir: str | None = None, reexec_as_module: bool = False) -> None:
         self.factory = factory
@@ -390,10 +401,10 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
         from .config import load_settings
 
         settings = load_settings(os.environ, self.factory.config_file, host=self.host,
-                                 port=self.port)
+                                 port=self.port, workers=self.workers)
         options: dict[str, Any] = {
             "bind": [_bind(settings.host, settings.port)],
-            "workers": self.workers,
+            "workers": settings.workers,
             "worker_class": WORKER_CLASS,
             "graceful_timeout": math.ceil(settings.shutdown_grace_s + _EXIT_MARGIN_S),
             "keepalive": max(1, math.ceil(settings.keepalive_timeout_s)),
@@ -473,12 +484,15 @@ def _prepare_metrics_dir(env: dict[str, str]) -> str | None:
     return folder
 
 
-def serve_workers(spec: str | Path, handlers: str | Path | None, *, workers: int,
-                  mock: bool = False, host: str | None = None, port: int | None = None,
-                  config_file: str | None = None, environ: Mapping[str, str] | None = None,
-                  dev: bool = False) -> NoReturn:
-    """Serve `spec` with `workers` processes; replace this process with gunicorn's arbiter.
+def serve_workers(spec: str | Path, handlers: str | Path | None, *,
+                  workers: int | None = None, mock: bool = False, host: str | None = None,
+                  port: int | None = None, config_file: str | None = None,
+                  environ: Mapping[str, str] | None = None, dev: bool = False) -> NoReturn:
+    """Serve `spec` with several processes; replace this process with gunicorn's arbiter.
 
+    The number of processes is ``Settings.workers``: `workers` (``--workers``), else
+    ``BRRTR_WORKERS``, else the config file's ``server.workers``, else 1; like the address,
+    the arbiter reads it again on SIGHUP.
     The app is built here once, to report every start problem now, then stopped. The
     arbiter runs in a fresh interpreter (``python -m brrt_actors.gunicorn``), unpatched,
     with `environ` (default ``os.environ``), ``PROMETHEUS_MULTIPROC_DIR`` set to an empty
@@ -486,15 +500,14 @@ def serve_workers(spec: str | Path, handlers: str | Path | None, *, workers: int
     process' root logger. Its pid is this process' pid.
 
     Raises:
-        ConfigError: `workers` is below 1, a setting is wrong, or the address is taken.
+        ConfigError: a setting is wrong (`workers` below 1 among them), or the address
+            is taken.
         SpecError: the app cannot be built.
     """
     from .config import load_settings
 
     env = dict(os.environ if environ is None else environ)
-    if workers < 1:
-        raise ConfigError([("--workers", f"must be at least 1, got {workers}")])
-    settings = load_settings(env, config_file, host=host, port=port)
+    settings = load_settings(env, config_file, host=host, port=port, workers=workers)
     factory = AppFactory(str(spec), None if handlers is None else str(handlers),
                          config_file, mock, dev)
     # NOTE: the workers log the start warnings (mock, dev, spec notes); this check is quiet.

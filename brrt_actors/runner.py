@@ -20,17 +20,22 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                host: str | None = None, port: int | None = None,
                config_file: str | None = None,
                environ: Mapping[str, str] | None = None, dev: bool = False,
-               workers: int = 1) -> int:
+               workers: int | None = None) -> int:
     """Build the app and serve it until SIGTERM/SIGINT; return the exit code (0).
 
     `dev` gives unconfigured security schemes their development defaults (loudly).
-    With `workers` above 1 the process becomes gunicorn's arbiter over that many worker
-    processes (`brrt_actors.gunicorn.serve_workers`) and this function does not return.
+    `host`, `port` and `workers` are the command line's; they win over the environment
+    and the config file (`load_settings`). With more than one worker process
+    (``Settings.workers``) the process becomes gunicorn's arbiter over them
+    (`brrt_actors.gunicorn.serve_workers`) and this function does not return.
     """
     from . import validation
     from .server import HTTPServer
 
-    if workers != 1:
+    started = time.perf_counter()
+    env = os.environ if environ is None else environ
+    settings = load_settings(env, config_file, host=host, port=port, workers=workers)
+    if settings.workers != 1:
         from .gunicorn import serve_workers
 
         if handlers is not None and not isinstance(handlers, (str, Path)):
@@ -39,9 +44,6 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
         serve_workers(spec, handlers, workers=workers, mock=mock, host=host, port=port,
                       config_file=config_file, environ=environ, dev=dev)
 
-    started = time.perf_counter()
-    env = os.environ if environ is None else environ
-    settings = load_settings(env, config_file, host=host, port=port)
     app = create_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
     try:
         server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])

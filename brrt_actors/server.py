@@ -3,8 +3,9 @@
 `HTTPServer` is the one surface the CLI uses; behind it runs one of two engines
 (`brrt_actors.engine`): ``httptools`` (the default: httptools' C parser on a gevent
 StreamServer) or ``pywsgi`` (gevent.pywsgi), chosen with ``engine=`` or, through
-`HTTPServer.from_settings`, ``BRRTR_HTTP_ENGINE``. Everything else is shared: the bounded
-pool, the refusal to start unpatched, the graceful stop, signals, the log line.
+`HTTPServer.from_settings`, ``Settings.http_engine`` (``BRRTR_HTTP_ENGINE``). Everything
+else is shared: the bounded pool, the refusal to start unpatched, the graceful stop,
+signals, the log line.
 
 One greenlet per connection, spawned from a bounded pool (accepting pauses while the pool
 is full). Idle keep-alive connections are closed after ``keepalive_timeout_s``. On stop the
@@ -25,7 +26,6 @@ Timeouts:
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import time
@@ -50,8 +50,6 @@ _log = logging.getLogger("brrt_actors.server")
 #: Called once after connections have stopped, with the seconds left of the grace period.
 StopHook = Callable[[float], object]
 
-#: The environment variable `HTTPServer.from_settings` reads the engine from.
-ENGINE_ENV = "BRRTR_HTTP_ENGINE"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 
@@ -82,7 +80,7 @@ def _check(max_connections: int, keepalive_timeout_s: float, shutdown_grace_s: f
            port: int, engine: str, max_body_bytes: int, header_timeout_s: float) -> None:
     problems = []
     if engine not in ENGINES:
-        problems.append((f"engine (env {ENGINE_ENV})",
+        problems.append(("engine (env BRRTR_HTTP_ENGINE)",
                          f"must be one of {', '.join(ENGINES)}, got {engine!r}"))
     if max_connections < 1:
         problems.append(("max_connections", f"must be at least 1, got {max_connections}"))
@@ -177,11 +175,10 @@ class HTTPServer:
                       max_accept: int | None = None) -> HTTPServer:
         """Build a server from settings (host, port, max_connections, and the timeouts).
 
-        The engine is ``settings.http_engine`` when the settings have it, else the
-        ``BRRTR_HTTP_ENGINE`` environment variable, else ``httptools``.
+        The engine is ``settings.http_engine`` when the settings have it (`load_settings`
+        reads it from ``BRRTR_HTTP_ENGINE`` or the config file), else ``httptools``.
         """
-        engine = (getattr(settings, "http_engine", None) or os.environ.get(ENGINE_ENV)
-                  or ENGINES[0])
+        engine = getattr(settings, "http_engine", None) or ENGINES[0]
         return cls(app, host=settings.host, port=settings.port,
                    max_connections=settings.max_connections,
                    keepalive_timeout_s=settings.keepalive_timeout_s,

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from brrt_actors import config
 from brrt_actors.config import (
     ActorSettings,
     Settings,
     actor_settings_for,
     check_operation_env,
     env_suffix,
+    knobs,
     load_settings,
     resolve_actor_settings,
 )
@@ -49,6 +49,7 @@ def test_defaults_match_the_design_table() -> None:
     assert settings.max_body_bytes == 16777216
     assert settings.response_validation == "enforce"
     assert settings.shutdown_grace_s == 10.0
+    assert (settings.http_engine, settings.workers) == ("httptools", 1)
     assert settings.actor_defaults == ActorSettings(
         workers=4, mailbox=1024, policy="block", block_timeout_ms=50, deadline_ms=30000)
 
@@ -63,6 +64,71 @@ def test_environment_sets_the_server() -> None:
     assert (settings.host, settings.port, settings.max_connections) == ("0.0.0.0", 9090, 50)
     assert (settings.keepalive_timeout_s, settings.max_body_bytes) == (2.5, 1024)
     assert (settings.response_validation, settings.shutdown_grace_s) == ("log", 3.0)
+
+
+# -- the HTTP engine and the worker processes ----------------------------------------------
+
+def test_engine_and_workers_from_the_environment() -> None:
+    settings = load_settings({"BRRTR_HTTP_ENGINE": " PyWSGI ", "BRRTR_WORKERS": "4"})
+
+    assert (settings.http_engine, settings.workers) == ("pywsgi", 4)
+    assert settings.actor_defaults.workers == 4  # the actors' greenlets: another setting
+
+
+def test_engine_and_workers_from_the_config_file(tmp_path: Path) -> None:
+    path = _file(tmp_path, "server: {http_engine: pywsgi, workers: 3}\n")
+
+    settings = load_settings({}, path)
+
+    assert (settings.http_engine, settings.workers) == ("pywsgi", 3)
+    assert settings.actor_defaults == ActorSettings()
+
+
+@pytest.mark.parametrize(("file_workers", "env", "flag", "expected"), [
+    (None, {}, None, 1),  # default
+    (3, {}, None, 3),  # config file beats the default
+    (3, {"BRRTR_WORKERS": "5"}, None, 5),  # env beats the config file
+    (3, {"BRRTR_WORKERS": "5"}, 7, 7),  # --workers beats the env
+    (None, {}, 1, 1),  # --workers 1: one process, whatever the rest says
+])
+def test_workers_precedence(tmp_path: Path, file_workers: int | None, env: dict[str, str],
+                            flag: int | None, expected: int) -> None:
+    text = "" if file_workers is None else f"server: {{workers: {file_workers}}}\n"
+
+    assert load_settings(env, _file(tmp_path, text), workers=flag).workers == expected
+
+
+def test_engine_precedence(tmp_path: Path) -> None:
+    path = _file(tmp_path, "server: {http_engine: pywsgi}\n")
+
+    assert load_settings({}, path).http_engine == "pywsgi"
+    assert load_settings({"BRRTR_HTTP_ENGINE": "httptools"}, path).http_engine == "httptools"
+
+
+@pytest.mark.parametrize(("text", "where", "allowed"), [
+    ("server: {http_engine: nginx}\n", "server.http_engine", "one of httptools, pywsgi"),
+    ("server: {workers: 0}\n", "server.workers", "an integer >= 1"),
+    ("server: {workers: many}\n", "server.workers", "an integer >= 1"),
+])
+def test_bad_engine_or_workers_in_the_config_file(tmp_path: Path, text: str, where: str,
+                                                  allowed: str) -> None:
+    path = _file(tmp_path, text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, path)
+
+    [(found, message)] = caught.value.problems
+    assert found == f"{path}: {where}"
+    assert allowed in message
+
+
+def test_bad_cli_workers_names_the_flag() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"BRRTR_WORKERS": "2"}, workers=0)
+
+    [(where, message)] = caught.value.problems
+    assert where == "--workers"
+    assert "0 is not valid; expected an integer >= 1" in message
 
 
 def test_empty_variable_counts_as_unset() -> None:
@@ -119,6 +185,9 @@ def test_empty_config_file_is_fine(tmp_path: Path) -> None:
     ("PORT", "70000", "an integer from 0 to 65535"),
     ("BRRTR_RESPONSE_VALIDATION", "strict", "one of enforce, log, off"),
     ("BRRTR_SHUTDOWN_GRACE_S", "nan", "a number >= 0"),
+    ("BRRTR_HTTP_ENGINE", "fast", "one of httptools, pywsgi"),
+    ("BRRTR_WORKERS", "0", "an integer >= 1"),
+    ("BRRTR_WORKERS", "two", "an integer >= 1"),
     ("BRRTR_HANDLER_WORKERS__get_pet", "-2", "an integer >= 1"),
 ])
 def test_bad_value_names_the_variable_and_the_allowed_values(
@@ -410,7 +479,7 @@ def test_notes_can_be_collected_instead_of_logged(caplog: pytest.LogCaptureFixtu
 
 
 def test_actor_knobs_match_actor_settings() -> None:
-    assert set(config._ACTOR_KNOB_BY_NAME) == {f.name for f in dataclasses.fields(ActorSettings)}
+    assert set(knobs.ACTOR_KNOB_BY_NAME) == {f.name for f in dataclasses.fields(ActorSettings)}
 
 
 def test_config_file_values_of_the_wrong_type(tmp_path: Path) -> None:

@@ -327,7 +327,19 @@ def test_start_problems_are_reported_before_forking() -> None:
     done = subprocess.run(brrt_serve(*PETSTORE, "--workers", "0"), cwd=ROOT,
                           env=environment(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert "--workers: must be at least 1" in done.stderr
+    assert "--workers: 0 is not valid; expected an integer >= 1" in done.stderr
+
+    done = subprocess.run(brrt_serve(*PETSTORE), cwd=ROOT, env=environment(BRRTR_WORKERS="0"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "BRRTR_WORKERS: '0' is not valid; expected an integer >= 1" in done.stderr
+
+
+def test_workers_from_the_environment(arbiter: Callable[..., Arbiter]) -> None:
+    server = arbiter(brrt_serve(*PETSTORE), env=environment(BRRTR_WORKERS="2"))
+    seen, _ = serving_pids(server, "/pets/1", KEY, want=2)
+    assert seen == server.workers()
+    assert server.signal(signal.SIGTERM) == 0
 
 
 def test_taken_address_is_reported(arbiter: Callable[..., Arbiter]) -> None:
@@ -364,6 +376,16 @@ def test_gunicorn_serves_any_wsgi_app(arbiter: Callable[..., Arbiter], tmp_path:
     status, body, pid = server.get("/")
     assert (status, int(body)) == (200, pid)
     assert server.signal(signal.SIGTERM) == 0
+
+
+def test_gunicorn_worker_takes_the_engine_from_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "hello.py").write_text(HELLO)
+    done = subprocess.run(gunicorn("-w", "1", "--pythonpath", str(tmp_path), "hello:app"),
+                          cwd=ROOT, env=environment(BRRTR_HTTP_ENGINE="nginx"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "BRRTR_HTTP_ENGINE: 'nginx' is not valid; expected one of httptools, pywsgi" in (
+        done.stdout + done.stderr)
 
 
 def test_gunicorn_max_requests_restarts_the_worker(
@@ -476,6 +498,18 @@ def test_spec_application_configures_gunicorn_from_settings(
     assert cfg.loglevel == "warning"
     assert not cfg.preload_app
     assert _bind("0.0.0.0", 80) == "0.0.0.0:80"
+
+
+def test_spec_application_takes_the_workers_from_the_settings(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config_file = tmp_path / "brrt.yaml"
+    config_file.write_text("server: {workers: 2}\n")
+    factory = AppFactory("specs/petstore.yaml", config_file=str(config_file))
+    monkeypatch.delenv("BRRTR_WORKERS", raising=False)
+    assert SpecApplication(factory).cfg.workers == 2
+    monkeypatch.setenv("BRRTR_WORKERS", "5")
+    assert SpecApplication(factory).cfg.workers == 5
+    assert SpecApplication(factory, workers=3).cfg.workers == 3
 
 
 def test_worker_refuses_tls_and_unix_sockets() -> None:

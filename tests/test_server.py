@@ -23,6 +23,7 @@ import gevent
 import pytest
 from gevent.event import Event
 
+from brrt_actors.config import load_settings
 from brrt_actors.engine import ENGINES
 from brrt_actors.errors import ConfigError
 from brrt_actors.server import HTTPServer
@@ -354,13 +355,14 @@ def test_bad_settings_are_refused() -> None:
 
 def test_from_settings_chooses_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     assert HTTPServer.from_settings(hello, _Settings()).engine == "httptools"
+    assert HTTPServer.from_settings(hello, _EngineSettings()).engine == "pywsgi"
+    # The engine comes from the settings only (load_settings reads the variable).
     monkeypatch.setenv("BRRTR_HTTP_ENGINE", "pywsgi")
-    assert HTTPServer.from_settings(hello, _Settings()).engine == "pywsgi"
-    monkeypatch.setenv("BRRTR_HTTP_ENGINE", "httptools")
-    assert HTTPServer.from_settings(hello, _EngineSettings()).engine == "pywsgi"  # settings win
-    monkeypatch.setenv("BRRTR_HTTP_ENGINE", "fast")
+    assert HTTPServer.from_settings(hello, _Settings()).engine == "httptools"
+    settings = load_settings({"BRRTR_HTTP_ENGINE": "pywsgi"}, port=0)
+    assert HTTPServer.from_settings(hello, settings).engine == "pywsgi"
     with pytest.raises(ConfigError, match="BRRTR_HTTP_ENGINE"):
-        HTTPServer.from_settings(hello, _Settings())
+        HTTPServer.from_settings(hello, _EngineSettings(http_engine="fast"))
 
 
 def test_from_settings_passes_the_body_limit() -> None:

@@ -1,0 +1,50 @@
+"""Settings: defaults < config file < environment < command line, and per-operation actor tuning.
+
+`load_settings` reads the YAML config file and the environment once, at start, and checks
+every value; all problems found are raised together in one `ConfigError` that names each
+variable (or config file key, or command-line flag) and the values it allows.
+
+Actor tuning is resolved per operation, most specific first (see `operations`)::
+
+    x-brrt-actor on the operation             (spec; x-brrtrouter-deadline-ms just below it)
+    BRRTR_HANDLER_WORKERS__<operationId> ...  (env; suffix as written or upper-cased)
+    actors.operations.<operationId>           (config file)
+    BRRTR_HANDLER_WORKERS ...                 (env, global)
+    actors.defaults                           (config file)
+    ActorSettings()                           (built-in defaults)
+
+The modules, one concept each: `settings` (the dataclasses), `knobs` (each setting's
+variable and value parser), `file` (the YAML config file), `load` (`load_settings`),
+`operations` (per-operation actor tuning).
+"""
+from __future__ import annotations
+
+from .load import load_settings
+from .operations import (
+    actor_settings_for,
+    check_operation_env,
+    env_suffix,
+    resolve_actor_settings,
+)
+from .settings import (
+    HTTP_ENGINES,
+    POLICIES,
+    RESPONSE_VALIDATION_MODES,
+    ActorPlan,
+    ActorSettings,
+    Settings,
+)
+
+__all__ = [
+    "HTTP_ENGINES",
+    "POLICIES",
+    "RESPONSE_VALIDATION_MODES",
+    "ActorPlan",
+    "ActorSettings",
+    "Settings",
+    "actor_settings_for",
+    "check_operation_env",
+    "env_suffix",
+    "load_settings",
+    "resolve_actor_settings",
+]

@@ -1,0 +1,191 @@
+"""Knobs: one setting's name, environment variable and value parser, and the tables of them.
+
+A parser returns the parsed value or raises `Invalid` saying what is allowed; `parse_knob`
+turns that into a problem naming where the value came from (variable, config file key,
+spec pointer or command-line flag).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..errors import Problem
+from .settings import HTTP_ENGINES, POLICIES, RESPONSE_VALIDATION_MODES
+
+__all__ = [
+    "ACTOR_KNOBS",
+    "ACTOR_KNOB_BY_NAME",
+    "NO_STACK",
+    "PER_OPERATION_PREFIXES",
+    "RESPONSES_KNOB",
+    "SERVER_KNOBS",
+    "SERVER_KNOB_BY_NAME",
+    "STACK_SIZE_ENV",
+    "Invalid",
+    "Knob",
+    "Parser",
+    "describe",
+    "env_value",
+    "parse_knob",
+    "per_operation_knob",
+]
+
+STACK_SIZE_ENV: Final = "BRRTR_STACK_SIZE"
+NO_STACK: Final = "accepted but has no effect: greenlets have no fixed stack size"
+
+
+# -- value parsers: return the parsed value or raise Invalid with what is allowed ----------
+
+class Invalid(ValueError):
+    """A value a parser refuses; the message says what is allowed."""
+
+
+Parser = Callable[[object], Any]
+
+_INT = re.compile(r"\s*[+-]?\d+\s*\Z")
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Parser:
+    allowed = (f"an integer from {minimum} to {maximum}" if maximum is not None
+               else f"an integer >= {minimum}")
+
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise Invalid(allowed)
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and _INT.match(value):
+            number = int(value)
+        else:
+            raise Invalid(allowed)
+        if number < minimum or (maximum is not None and number > maximum):
+            raise Invalid(allowed)
+        return number
+
+    return parse
+
+
+def _number(minimum: float) -> Parser:
+    allowed = f"a number >= {minimum:g} (seconds)"
+
+    def parse(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise Invalid(allowed)
+        try:
+            number = float(value)
+        except ValueError as ex:
+            raise Invalid(allowed) from ex
+        if not math.isfinite(number) or number < minimum:
+            raise Invalid(allowed)
+        return number
+
+    return parse
+
+
+def _choice(*choices: str, booleans: Mapping[bool, str] | None = None) -> Parser:
+    allowed = "one of " + ", ".join(choices)
+
+    def parse(value: object) -> str:
+        # NOTE: YAML 1.1 reads a bare `off` as False; accept it as the word it was.
+        if isinstance(value, bool) and booleans is not None:
+            return booleans[value]
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise Invalid(allowed)
+
+    return parse
+
+
+_SWITCH_WORDS: Final = {"on": True, "true": True, "1": True, "yes": True,
+                        "off": False, "false": False, "0": False, "no": False}
+
+
+def _switch(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _SWITCH_WORDS:
+        return _SWITCH_WORDS[value.strip().lower()]
+    raise Invalid("on or off (or true/false, 1/0, yes/no)")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("a non-empty string")
+    return value.strip()
+
+
+# -- the knobs -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    """One setting: its attribute and config file key, its variable, its parser."""
+
+    name: str  # attribute and config file key
+    env: str  # environment variable
+    parse: Parser
+
+
+ACTOR_KNOBS: Final = (
+    Knob("workers", "BRRTR_HANDLER_WORKERS", _integer(1)),
+    Knob("mailbox", "BRRTR_HANDLER_QUEUE_BOUND", _integer(1)),
+    Knob("policy", "BRRTR_BACKPRESSURE_MODE", _choice(*POLICIES)),
+    Knob("block_timeout_ms", "BRRTR_BACKPRESSURE_TIMEOUT_MS", _integer(0)),
+    Knob("deadline_ms", "BRRTR_HANDLER_DEADLINE_MS", _integer(0)),
+    Knob("retry_after_s", "BRRTR_RETRY_AFTER_S", _integer(0)),
+)
+ACTOR_KNOB_BY_NAME: Final = {knob.name: knob for knob in ACTOR_KNOBS}
+
+# The config file's `server:` section, one key per knob.
+SERVER_KNOBS: Final = (
+    Knob("host", "BRRTR_HOST", _text),
+    Knob("port", "PORT", _integer(0, 65535)),
+    Knob("max_connections", "BRRTR_MAX_CONNECTIONS", _integer(1)),
+    Knob("keepalive_timeout_s", "BRRTR_KEEPALIVE_TIMEOUT_S", _number(0)),
+    Knob("max_body_bytes", "BRRTR_MAX_BODY_BYTES", _integer(0)),
+    Knob("shutdown_grace_s", "BRRTR_SHUTDOWN_GRACE_S", _number(0)),
+    Knob("metrics", "BRRTR_METRICS", _switch),
+    Knob("http_engine", "BRRTR_HTTP_ENGINE", _choice(*HTTP_ENGINES)),
+    Knob("workers", "BRRTR_WORKERS", _integer(1)),
+)
+SERVER_KNOB_BY_NAME: Final = {knob.name: knob for knob in SERVER_KNOBS}
+
+RESPONSES_KNOB: Final = Knob(
+    "response_validation", "BRRTR_RESPONSE_VALIDATION",
+    _choice(*RESPONSE_VALIDATION_MODES, booleans={False: "off", True: "enforce"}))
+
+# Per-operation variables: <global name>__<operationId>.
+PER_OPERATION_PREFIXES: Final = (*(f"{knob.env}__" for knob in ACTOR_KNOBS),
+                                 f"{STACK_SIZE_ENV}__")
+
+
+def per_operation_knob(name: str) -> Knob | None:
+    """Return the actor knob of the per-operation variable `name`, if it is one."""
+    for knob in ACTOR_KNOBS:
+        if name.startswith(f"{knob.env}__"):
+            return knob
+    return None
+
+
+def describe(value: object) -> str:
+    """Return `value` as shown in a problem: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_knob(knob: Knob, value: object, where: str, problems: list[Problem]) -> Any:
+    """Return `value` parsed by `knob`, or None after adding a problem naming `where`."""
+    try:
+        return knob.parse(value)
+    except Invalid as ex:
+        problems.append((where, f"{describe(value)} is not valid; expected {ex}"))
+        return None
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
+    """Return the variable `name`, or None when unset or blank."""
+    # NOTE: an empty variable counts as unset (`PORT= brrt serve ...`, compose files).
+    value = environ.get(name)
+    return value if value is not None and value.strip() else None
