@@ -8,7 +8,10 @@ Two engines serve the same WSGI app behind `brrt_actors.server.HTTPServer`:
 - ``pywsgi`` (`PywsgiServer`): gevent.pywsgi, pure-Python parsing; ``BRRTR_HTTP_ENGINE=pywsgi``.
 
 Both are gevent StreamServers spawning from the pool they are given, and both keep a set of
-live connections whose ``idle`` flag tells a stop which ones may be closed at once.
+live connections whose ``idle`` flag tells a stop which ones may be closed at once. Both
+raise the soft open files limit to fit the pool at start (`fdlimit`). When the pool is full,
+the httptools engine closes the longest-idle keep-alive connection to make room for a new
+one; pywsgi's makes the new one wait for a free slot.
 """
 from __future__ import annotations
 

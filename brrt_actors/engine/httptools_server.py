@@ -8,10 +8,18 @@ connection blocked on its socket notes its ``deadline``; a periodic timer (a fra
 the shortest timeout) throws `Expired` into the connections past theirs. A per-read gevent
 Timeout costs a timer start and stop per request (~25% of the engine's CPU on a trivial
 app); the reaper costs a scan of the connections per tick.
+
+A full pool does not starve new clients: gevent asks `HttptoolsServer.full` before each
+accept, and while an idle keep-alive connection could make room the answer is no; a
+connection accepted into a full pool then closes the longest-idle one (`do_read`), as
+nginx reuses its idle connections. Connections in the middle of a request or an answer are
+never closed for room: when none is idle, accepting pauses until a slot frees (the new
+client waits in the listen backlog), and the reaper resumes it once one is idle.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import sys
 import time
@@ -23,6 +31,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from brrt_actors.engine.connection import Connection
+from brrt_actors.engine.fdlimit import ensure_fd_limit
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -30,6 +39,8 @@ if TYPE_CHECKING:
     from gevent.socket import socket as Socket
 
 __all__ = ["HttptoolsServer"]
+
+_log = logging.getLogger("brrt_actors.server")
 
 #: Longest request target (414 above it), as gevent.pywsgi's request line limit.
 MAX_TARGET_BYTES = 8192
@@ -50,7 +61,8 @@ class HttptoolsServer(StreamServer):
     Args:
         listener: a bound, listening socket, or a (host, port) to bind at `start`.
         application: the WSGI application.
-        pool: the bounded pool connection greenlets are spawned from.
+        pool: the bounded pool connection greenlets are spawned from; when it is full, a
+            new connection closes the longest-idle keep-alive one to make room.
         keepalive_timeout_s: an idle keep-alive connection is closed after this.
         header_timeout_s: a request head must be complete this long after its first byte.
         stall_timeout_s: longest wait for the next piece of a body, or for the client to
@@ -68,6 +80,9 @@ class HttptoolsServer(StreamServer):
                  max_header_bytes: int = MAX_HEADER_BYTES) -> None:
         backlog = None if isinstance(listener, socket.socket) else _BACKLOG
         super().__init__(listener, spawn=pool, backlog=backlog)
+        # NOTE: gevent's set_spawn shadows `full` with pool.full on the instance; ours decides.
+        vars(self).pop("full", None)
+        self._pool = pool
         self.application = application
         self.keepalive_timeout_s = keepalive_timeout_s
         self.header_timeout_s = header_timeout_s
@@ -80,6 +95,11 @@ class HttptoolsServer(StreamServer):
         #: Set by the owner when stopping: answers say ``Connection: close``.
         self.draining = False
         self.connections: set[Connection] = set()
+        #: The connections waiting for their next request, longest-waiting first (each
+        #: connection adds and removes itself; the values are unused).
+        self.idle_connections: dict[Connection, None] = {}
+        #: Idle connections closed so far to make room in the full pool for a new one.
+        self.evicted_idle = 0
         self.base_environ: dict[str, Any] = {}
         self._tick_s = min(_MAX_TICK_S, max(_MIN_TICK_S, min(
             keepalive_timeout_s, header_timeout_s, stall_timeout_s) / 4))
@@ -87,6 +107,8 @@ class HttptoolsServer(StreamServer):
 
     def start(self) -> None:
         """Bind (when given an address) and start accepting."""
+        if self._pool.size is not None:
+            ensure_fd_limit(self._pool.size)
         super().start()
         # PERF: the keys every request shares; each connection copies this once, and each
         # request copies its connection's.
@@ -120,6 +142,40 @@ class HttptoolsServer(StreamServer):
             self._reaper.stop()
             self._reaper.close()
             self._reaper = None
+        elif self.idle_connections and self.started and self._pool.full():
+            # NOTE: accepting paused when the pool was full with nothing idle; a client may
+            # be waiting in the backlog. No-op while accepting already.
+            self.start_accepting()
+
+    def full(self) -> bool:
+        """Whether accepting must pause: the pool is full and no connection is idle.
+
+        gevent asks before each accept; a full pool with an idle connection says no, and
+        `do_read` makes room once a connection is accepted (none is when nobody waits).
+        """
+        return self._pool.full() and not self.idle_connections
+
+    def do_read(self) -> tuple[Socket, Any]:
+        """Accept a connection; when the pool is full, close the longest-idle one for it."""
+        accepted = super().do_read()
+        if accepted is not None and self._pool.full() and self.idle_connections:
+            self._evict()
+        return accepted
+
+    def _evict(self) -> None:
+        # NOTE: runs in the hub (in gevent's accept callback). The connection is blocked in
+        # its idle read, so Expired ends it within this call (as the idle timeout does); its
+        # slot is freed here, not on the next turn of the loop, because the new connection
+        # is spawned right after. Were it somehow still running, it is on its way out: the
+        # pool stops counting it either way.
+        conn = next(iter(self.idle_connections))
+        greenlet = conn.greenlet
+        conn.expire()
+        self.idle_connections.pop(conn, None)
+        self._pool.discard(greenlet)
+        self.evicted_idle += 1
+        _log.debug("the pool is full: closed the longest-idle connection to make room for a "
+                   "new one (%d so far)", self.evicted_idle)
 
     def handle(self, sock: Socket, address: Any) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""

@@ -20,6 +20,8 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from greenlet import greenlet
 
+from brrt_actors.engine.fdlimit import ensure_fd_limit
+
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication, WSGIEnvironment
 
@@ -141,3 +143,10 @@ class PywsgiServer(WSGIServer):
         #: Set by the owner when stopping: answers say ``Connection: close``.
         self.draining = False
         self.connections: set[_ConnectionHandler] = set()
+        self._pool = pool
+
+    def start(self) -> None:
+        """Bind (when given an address) and start accepting."""
+        if self._pool.size is not None:
+            ensure_fd_limit(self._pool.size)
+        super().start()
