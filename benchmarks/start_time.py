@@ -7,6 +7,9 @@ one warm-up run that is not counted, so the bytecode caches exist) and prints th
 minimum. The target is under 0.3 s. PYTHONDONTWRITEBYTECODE is removed from the children's
 environment: without bytecode caches every start recompiles every module.
 
+Not on this path, by design: pyjwt and cryptography (loaded by a JWT scheme's first token,
+or at build for a PEM key or a JWK Set URL) and prometheus_client (the first /metrics scrape).
+
 To see where the time goes:
 
     PYTHONDONTWRITEBYTECODE= python -X importtime -m brrt_actors serve specs/petstore.yaml \\

@@ -25,7 +25,7 @@ from .mock import build_mock_handler
 from .pipeline import OperationPipeline
 from .responses import Encoded, ResponseEncoder
 from .router import Router
-from .security import SecurityProvider, build_providers, build_security_check
+from .security import SecurityProvider, build_providers, build_security_check, owned_providers
 from .spec import Spec, load_spec
 
 logger = logging.getLogger("brrt_actors")
@@ -86,12 +86,22 @@ class App:
         """False once the app has begun to stop."""
         return not self._stopping
 
+    # The security providers the app built (`create_app` sets them); `stop` closes them.
+    _own_providers: tuple[SecurityProvider, ...] = ()
+
     def stop(self, grace_s: float | None = None) -> None:
-        """Stop taking requests into the actors, drain their mailboxes, stop the workers."""
+        """Stop taking requests into the actors, drain their mailboxes, stop the workers.
+
+        Then close the security providers the app built (their background key refreshes
+        stop), once: calling `stop` again closes nothing more.
+        """
         self._stopping = True
         self.actors.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
         if self.metrics is not None:
             self.metrics.stop()
+        providers, self._own_providers = self._own_providers, ()
+        for provider in providers:
+            provider.close()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request_id = environ.get("HTTP_X_REQUEST_ID")
@@ -264,6 +274,7 @@ def create_app(
                               metrics=metrics.endpoint if metrics is not None else None)
     app = App(loaded, settings, router, actors, builtins, effective, metrics)
     app_ref.append(app)
+    app._own_providers = owned_providers(providers, security_providers)
     actors.start()
     if metrics is not None:
         metrics.start()

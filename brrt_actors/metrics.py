@@ -2,7 +2,9 @@
 
 The request path only adds to plain Python ints and floats; prometheus_client sees them at
 scrape time, through a custom collector that builds the metric families then (and, for the
-classic text format, writes them directly: see `Metrics.render`). Each app has its own
+classic text format, writes them directly: see `Metrics.render`). In single-process mode
+prometheus_client is not even imported before the first scrape (or the first look at
+``app.metrics.registry``). Each app has its own
 `CollectorRegistry` (not the global one), so several apps in one process do not clash; users
 may register their own collectors on ``app.metrics.registry``.
 
@@ -27,7 +29,6 @@ Metric names (labels):
 """
 from __future__ import annotations
 
-import gzip
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,28 +36,13 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Final
 
 import gevent
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    values,
-)
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.exposition import choose_encoder, generate_latest
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge
+    from prometheus_client.core import Metric
+
     from .actors import Actor, ActorSystem
 
 __all__ = ["BUCKETS", "MULTIPROC_ENV", "Metrics", "OperationMetrics", "build_metrics"]
@@ -186,14 +172,16 @@ class Metrics:
         self.operations: list[OperationMetrics] = []
         self.auth_failures: dict[tuple[str, int], int] = {}
         self.unmatched: dict[int, int] = {}
-        self.collector: _Collector | None = None
+        self.collector: _Collector | None = _Collector(self) if registry is None else None
+        self._registry = registry
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The app's own registry (built on first use: the first scrape, or you)."""
+        registry = self._registry
         if registry is None:
-            registry = CollectorRegistry(auto_describe=False)
-            ProcessCollector(registry=registry)
-            PlatformCollector(registry=registry)
-            GCCollector(registry=registry)
-            self.collector = _Collector(self)
-        self.registry = registry
+            registry = self._registry = _process_registry()
+        return registry
 
     def operation(self, operation_id: str, method: str) -> OperationMetrics:
         """Return the figures of a new operation (built once per operation at start)."""
@@ -234,6 +222,9 @@ class Metrics:
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Return the page of metrics and its Content-Type, in the format `accept` asks for."""
+        # PERF: prometheus_client loads at the first scrape, not at start (see `registry`).
+        from prometheus_client.exposition import choose_encoder, generate_latest
+
         self.sync()
         encode, content_type = choose_encoder(accept)
         if encode is generate_latest and self.collector is not None:
@@ -248,11 +239,30 @@ class Metrics:
         body, content_type = self.render(environ.get("HTTP_ACCEPT") or "")
         headers = [("Content-Type", content_type), *_PAGE_HEADERS]
         if "gzip" in (environ.get("HTTP_ACCEPT_ENCODING") or ""):
+            import gzip  # PERF: not at start (~0.5 ms); prometheus_client loaded it anyway
+
             body = gzip.compress(body, compresslevel=1)
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Vary", "Accept, Accept-Encoding"))
         headers.append(("Content-Length", str(len(body))))
         return 200, headers, body
+
+
+def _process_registry() -> CollectorRegistry:
+    # PERF: prometheus_client is imported here, at the first scrape, and not at start:
+    # ~22 ms of the pet store's start (benchmarks/start_time.py). The process, platform and
+    # GC collectors read their figures at collect time, so building them late changes
+    # nothing in the page.
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.gc_collector import GCCollector
+    from prometheus_client.platform_collector import PlatformCollector
+    from prometheus_client.process_collector import ProcessCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
 
 
 def _label_value(text: str) -> str:
@@ -273,6 +283,13 @@ class _Collector:
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families as prometheus_client objects (OpenMetrics and other uses)."""
+        # PERF: at scrape time only (see `_process_registry`).
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
         metrics = self._metrics
         requests = CounterMetricFamily("brrt_requests", _HELP_REQUESTS, labels=_REQUEST_LABELS)
         duration = HistogramMetricFamily("brrt_request_duration_seconds", _HELP_DURATION,
@@ -365,6 +382,9 @@ class _Shared:
     process: two value objects of one series in one process would overwrite each other)."""
 
     def __init__(self) -> None:
+        # NOTE: multi-process mode needs prometheus_client from the start (per request).
+        from prometheus_client import Counter, Gauge, Histogram
+
         def counter(name: str, documentation: str, labels: Iterable[str]) -> Counter:
             return Counter(name, documentation, labels, registry=None)
 
@@ -399,6 +419,10 @@ class _MultiProcessMetrics(Metrics):
     multiprocess = True
 
     def __init__(self, actors: ActorSystem, path: str) -> None:
+        # NOTE: imported here like everywhere in this module (see `_process_registry`).
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
         # NOTE: no process collectors here: prometheus_client does not merge them across
         # processes (its multi-process documentation says so).
         registry = CollectorRegistry(auto_describe=False)
@@ -488,6 +512,10 @@ def build_metrics(actors: ActorSystem, multiproc_dir: str | None = None) -> Metr
     if not os.path.isdir(multiproc_dir):
         raise ConfigError([(MULTIPROC_ENV, f"{multiproc_dir!r} is not a folder; create it "
                                            "(empty) before the server starts")])
+    # NOTE: the first import of prometheus_client in a single-process server is at its
+    # first scrape (see `_process_registry`); here, it may be this one.
+    from prometheus_client import values
+
     if not getattr(values.ValueClass, "_multiprocess", False):
         raise ConfigError([(MULTIPROC_ENV, "was set after prometheus_client was imported, so "
                                            "this process does not write to it; set it in the "

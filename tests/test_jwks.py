@@ -6,6 +6,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -16,11 +17,13 @@ from gevent.pywsgi import WSGIServer
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.utils import der_to_raw_signature
 
+from brrt_actors import create_app
 from brrt_actors.security import jwks as jwks_module
 from brrt_actors.security._redact import safe_url
 from brrt_actors.security.errors import InvalidCredentials
 from brrt_actors.security.jwks import JWKSKeySource, check_key_url
 from brrt_actors.security.jwt import JWTBearerProvider, JWTSettings, mint_token
+from brrt_actors.testing import Client
 
 
 class KeyServer:
@@ -281,6 +284,57 @@ def test_background_refresh_and_removed_keys(server: KeyServer, closing: list[An
     # The cached verification of a k1 token went with k1.
     assert category(provider, environ) == "unknown_key"
     assert provider.authenticate(token(keys["k2"], "k2")) is not None
+
+
+APP_SPEC = """
+openapi: 3.1.0
+info: {title: Keys from a URL, version: "1"}
+paths:
+  /me:
+    get:
+      operationId: me
+      security: [{Jwks: []}]
+      responses:
+        "200": {description: ok, content: {application/json: {schema: {type: object}}}}
+components:
+  securitySchemes:
+    Jwks: {type: http, scheme: bearer, bearerFormat: JWT}
+"""
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        gevent.sleep(0.01)
+
+
+def test_stopping_the_app_stops_the_background_refresh(server: KeyServer, keys: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    server.documents["/jwks"] = {"keys": [jwk("k1", keys["k1"])]}
+    (tmp_path / "spec.yaml").write_text(APP_SPEC)
+    (tmp_path / "config.yaml").write_text(
+        f"security:\n  jwks:\n    Jwks: {{jwks_url: '{server.base}/jwks', "
+        "algorithms: [RS256], cache_ttl_secs: 0.1}\n")
+    app = create_app(tmp_path / "spec.yaml", {"me": lambda request: {}},
+                     config_file=tmp_path / "config.yaml", environ={})
+    try:
+        bearer = token(keys["k1"], "k1")["HTTP_AUTHORIZATION"]
+        assert Client(app).get("/me", headers={"Authorization": bearer}).status == 200
+        wait_for(lambda: server.requests >= 3)  # refreshed in the background, unasked
+        (provider,) = app._own_providers
+        document = provider.key_source._document  # type: ignore[attr-defined]
+        # Between two refreshes: the next one waits in its timer greenlet.
+        wait_for(lambda: document._timer is not None and document._inflight is None)
+        timer = document._timer
+    finally:
+        app.stop(0.5)
+    fetched = server.requests
+    assert timer.dead and document._timer is None
+    gevent.sleep(0.3)  # three refresh periods
+    assert server.requests == fetched
+    app.stop(0.5)  # stopping again closes nothing twice, and fails nothing
+    assert server.requests == fetched
 
 
 def test_prefetch_fetches_before_the_first_request(server: KeyServer, closing: list[Any],

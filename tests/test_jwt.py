@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from brrt_actors.request import Principal
 from brrt_actors.security.errors import InvalidCredentials
 from brrt_actors.security.jwt import (
+    HMAC_ALGORITHMS,
+    PUBLIC_KEY_ALGORITHMS,
     JWTBearerProvider,
     JWTSettings,
     bearer_challenge,
@@ -436,3 +438,23 @@ def test_mint_token_puts_the_kid_in_the_header() -> None:
     token = mint_token(SECRET, claims(), kid="k1")
     header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     assert header["kid"] == "k1"
+
+
+def test_the_algorithms_written_out_are_pyjwt_s() -> None:
+    # NOTE: settings list them so that reading settings does not import pyjwt.
+    from jwt.algorithms import get_default_algorithms
+
+    assert set(get_default_algorithms()) - {"none"} == HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS
+    assert not HMAC_ALGORITHMS & PUBLIC_KEY_ALGORITHMS
+
+
+def test_the_decoder_is_built_on_the_first_token() -> None:
+    provider = JWTBearerProvider("BearerAuth", JWTSettings(algorithms=("HS256",), secret=SECRET))
+    assert provider._decoder is None
+    claims = {"sub": "alice", "exp": int(time.time()) + 60}
+    environ = {"HTTP_AUTHORIZATION": f"Bearer {mint_token(SECRET, claims)}"}
+    assert provider.authenticate(environ) is not None
+    decoder = provider._decoder
+    assert decoder is not None
+    provider.authenticate({"HTTP_AUTHORIZATION": f"Bearer {mint_token(SECRET, claims, kid='x')}"})
+    assert provider._decoder is decoder

@@ -425,6 +425,42 @@ def test_each_app_has_its_own_registry(apps: list[object]) -> None:
     assert requests(scrape(Client(second)), "get_pet", "GET", 200) is None
 
 
+_START = textwrap.dedent("""
+    from gevent import monkey
+    monkey.patch_all()
+    import json, sys
+    from brrt_actors import create_app
+    from brrt_actors.testing import Client
+
+    app = create_app("specs/petstore.yaml", "handlers", environ=json.loads(sys.argv[1]))
+    assert Client(app).get("/health").status == 200
+    print(json.dumps("prometheus_client" in sys.modules))
+    response = Client(app).get("/metrics")
+    assert response.status == 200 and "process_cpu_seconds_total" in response.text, response
+    assert "brrt_requests_total" in response.text and "python_info" in response.text
+    app.stop(1)
+""")
+
+
+def test_prometheus_client_loads_at_the_first_scrape_not_at_start() -> None:
+    # NOTE: a fresh process: this one imported prometheus_client long ago.
+    # benchmarks/start_time.py measures what this saves.
+    done = subprocess.run([sys.executable, "-c", _START, json.dumps(PETSTORE_ENV)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) is False
+
+
+def test_the_registry_is_built_on_first_use(apps: list[object]) -> None:
+    app = create_app(PETSTORE, "handlers", environ=PETSTORE_ENV)
+    apps.append(app)
+    assert app.metrics is not None
+    registry = app.metrics.registry
+    assert registry is app.metrics.registry  # one registry, kept
+    assert {"process_cpu_seconds", "python_info", "python_gc_objects_collected"} <= {
+        family.name for family in registry.collect()}
+
+
 # -- multi-process mode ---------------------------------------------------------------------
 
 def test_multiprocess_dir_must_be_set_before_import(tmp_path: Path) -> None:

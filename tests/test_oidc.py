@@ -184,6 +184,20 @@ def test_keys_survive_an_outage_and_follow_a_new_jwks_uri(
     assert source.jwks.url.endswith("/jwks-2")
 
 
+def test_a_discovery_fetch_that_ends_after_close_starts_nothing(
+        idp: IdentityProvider, keys: dict[str, rsa.RSAPrivateKey]) -> None:
+    idp.publish({"k1": keys["k1"]})
+    idp.delay = 0.2
+    source = OIDCKeySource(idp.discovery_url, timeout_s=1.0)
+    source.prefetch()
+    gevent.sleep(0.05)  # the discovery fetch is under way
+    source.close()
+    gevent.sleep(0.4)
+    # The document arrived, but no key set was built or fetched for a closed source.
+    assert idp.requests.get(WELL_KNOWN) == 1
+    assert source.jwks is None and "/jwks" not in idp.requests
+
+
 @pytest.mark.parametrize("document", [
     {"issuer": "https://other.test", "jwks_uri": "{base}/jwks"},  # not the URL's issuer
     {"issuer": "{base}", "jwks_uri": "http://keys.example.com/jwks"},  # plain http elsewhere

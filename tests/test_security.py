@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PETSTORE_ENV, ROOT
 
 from brrt_actors import ConfigError, Principal, Request, create_app
 from brrt_actors.security import (
@@ -409,6 +414,63 @@ def test_basic_scheme_challenge_in_mock(build: Callable[..., Client]) -> None:
     response = client.get("/basic", headers={"Authorization": "Basic dXNlcjpwYXNz"})
     unauthorized(response)
     assert response.headers["www-authenticate"] == 'Basic realm="BasicAuth", charset="UTF-8"'
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+class Closing(Everyone):
+    """A custom provider that counts its `close` calls."""
+
+    def __init__(self, scheme_name: str) -> None:
+        self.scheme_name = scheme_name
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_stop_closes_the_providers_the_app_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[str] = []
+    monkeypatch.setattr(ApiKeyProvider, "close", lambda self: closed.append(self.scheme_name))
+    given, registered = Closing("QueryKey"), Closing("CookieKey")
+    register_provider("CookieKey", registered)
+    try:
+        app = create_app(SPEC, HANDLERS, environ=ALL_KEYS, security_providers={"QueryKey": given})
+    finally:
+        unregister_provider("CookieKey")
+    app.stop(0.5)
+    app.stop(0.5)
+    assert closed == ["HeaderKey"]
+    # Providers given from Python may serve other apps too: their owner closes them.
+    assert given.closed == registered.closed == 0
+
+
+_START = textwrap.dedent("""
+    from gevent import monkey
+    monkey.patch_all()
+    import json, sys, time
+    from brrt_actors import create_app
+    from brrt_actors.testing import Client
+
+    env = json.loads(sys.argv[1])
+    app = create_app("specs/petstore.yaml", "handlers", environ=env)
+    assert Client(app).get("/health").status == 200
+    print(json.dumps(sorted({"jwt", "cryptography"} & set(sys.modules))))
+    from brrt_actors.security.jwt import mint_token
+    token = mint_token(env["BRRTR_JWT_SECRET__BearerAuth"], {"sub": "a", "exp": time.time() + 60})
+    response = Client(app).get("/secure", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200, response
+    app.stop(1)
+""")
+
+
+def test_jwt_schemes_load_pyjwt_on_their_first_token_not_at_start() -> None:
+    # NOTE: a fresh process: this one imported pyjwt long ago. benchmarks/start_time.py
+    # measures what this saves.
+    done = subprocess.run([sys.executable, "-c", _START, json.dumps(PETSTORE_ENV)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
 
 
 # -- secrets stay secret -------------------------------------------------------------------

@@ -7,8 +7,10 @@ returns the authenticated `Principal` or raises 401/403.
 
 A provider (the `SecurityProvider` protocol) has a `scheme_name`, `authenticate(environ)`
 returning a `Principal` (valid credentials), None (no credentials for its scheme) or
-raising `InvalidCredentials` (credentials presented but bad), and `challenge(error)`
-giving its WWW-Authenticate value.
+raising `InvalidCredentials` (credentials presented but bad), `challenge(error)` giving
+its WWW-Authenticate value, and `close()` releasing what it holds (the background key
+refreshes of JWKS and OpenID Connect schemes). An app closes the providers it built, once,
+when it stops (`owned_providers` says which).
 """
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ from .remote_apikey import RemoteApiKeyProvider, RemoteApiKeySettings
 
 __all__ = ["ApiKeyProvider", "BasicProvider", "InvalidCredentials", "RejectAll",
            "RemoteApiKeyProvider", "SecurityCheck", "SecurityProvider", "build_providers",
-           "build_security_check", "register_provider", "registered_providers",
-           "unregister_provider"]
+           "build_security_check", "owned_providers", "register_provider",
+           "registered_providers", "unregister_provider"]
 
 logger = logging.getLogger("brrt_actors.security")
 
@@ -58,6 +60,15 @@ class SecurityProvider(Protocol):
     def authenticate(self, environ: dict[str, Any]) -> Principal | None: ...
 
     def challenge(self, error: str | None) -> str: ...
+
+    def close(self) -> None:
+        """Release what the provider holds (background refreshes, connections).
+
+        The app that built the provider calls it once, when it stops; this default
+        releases nothing. A provider given from Python (`register_provider`,
+        ``create_app(..., security_providers=...)``) may serve several apps, so no app
+        closes it: its owner does (and it needs no ``close`` at all).
+        """
 
 
 _REGISTERED: dict[str, SecurityProvider] = {}
@@ -112,6 +123,9 @@ class RejectAll:
     def authenticate(self, environ: dict[str, Any]) -> Principal | None:
         """Return None: there are no valid credentials for this scheme."""
         return None
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _provider(scheme: SecurityScheme, settings: SchemeSettings) -> SecurityProvider:
@@ -202,6 +216,21 @@ def build_providers(
     if problems:
         raise ConfigError(problems)
     return providers, warnings
+
+
+def owned_providers(providers: Mapping[str, SecurityProvider],
+                    custom: Mapping[str, SecurityProvider] | None = None
+                    ) -> tuple[SecurityProvider, ...]:
+    """Return the providers `build_providers` built itself: the ones an app closes.
+
+    Args:
+        providers: what `build_providers` returned.
+        custom: the `custom` providers it was given; they, and those registered with
+            `register_provider`, belong to whoever made them.
+    """
+    given = {**_REGISTERED, **(custom or {})}
+    return tuple(provider for name, provider in providers.items()
+                 if given.get(name) is not provider)
 
 
 # An AND-group, compiled: (provider, required scopes, the 403 challenge if scopes lack).

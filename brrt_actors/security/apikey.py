@@ -51,6 +51,9 @@ class ApiKeyProvider:
         """Return the WWW-Authenticate value for this scheme."""
         return api_key_challenge(self.scheme_name, self._name, self._location, error)
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def authenticate(self, environ: dict[str, Any]) -> Principal | None:
         """Return the scheme's principal for a known key, None without a key.
 

@@ -163,6 +163,9 @@ class BasicProvider:
         """Return the WWW-Authenticate value for this scheme."""
         return self._challenge
 
+    def close(self) -> None:
+        """Nothing to release (the hashes run in gevent's shared thread pool)."""
+
     def authenticate(self, environ: dict[str, Any]) -> Principal | None:
         """Return the user's principal, None without basic credentials.
 

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, Problem
 from ..spec.model import SecurityScheme
 from .basic import PasswordHash, parse_password_hash
-from .jwt import JWTSettings
 from .remote_apikey import RemoteApiKeySettings
 from .settings import (
     API_KEY_ENV,
@@ -52,6 +51,7 @@ from .settings import (
     RSA_ALGORITHMS,
     ApiKeySettings,
     BasicSettings,
+    JWTSettings,
     OIDCSettings,
     SchemeSettings,
     SecurityConfig,

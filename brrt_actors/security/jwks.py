@@ -34,6 +34,7 @@ from jwt.exceptions import PyJWTError
 
 from ._redact import safe_url
 from .errors import InvalidCredentials
+from .settings import LOCAL_HOSTS, check_key_url
 
 __all__ = ["JWKSKeySource", "RemoteDocument", "check_key_algorithms", "check_key_url"]
 
@@ -41,7 +42,6 @@ logger = logging.getLogger("brrt_actors.security.jwks")
 
 T = TypeVar("T")
 
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # SECURITY: a key document is small; a bigger answer is refused, not buffered.
 _MAX_DOCUMENT_BYTES = 1 << 20
 # SECURITY: real kids are short; longer ones are refused before they reach any cache.
@@ -59,30 +59,6 @@ _KEY_TYPE = {
 _CURVE = {"ES256": "P-256", "ES256K": "secp256k1", "ES384": "P-384", "ES512": "P-521",
           "ES521": "P-521"}
 _DEFAULT_ALG = {"P-256": "ES256", "secp256k1": "ES256K", "P-384": "ES384", "P-521": "ES512"}
-
-
-def check_key_url(url: str, what: str = "jwks_url") -> None:
-    """Refuse a URL that keys must not come from.
-
-    Keys (and documents that point to keys) come over https; plain http is allowed only to
-    this machine (localhost, 127.0.0.1, ::1), for tests and sidecars.
-
-    Raises:
-        ValueError: naming `what` and the rule.
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        raise ValueError(f"{what}: {url!r} is not a valid URL") from None
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and host in _LOCAL_HOSTS:
-        return
-    if parts.scheme == "http":
-        raise ValueError(f"{what}: {safe_url(url)} uses plain http to {host!r}; keys must come "
-                         f"over https (http is allowed only to localhost, 127.0.0.1 or ::1)")
-    raise ValueError(f"{what}: {safe_url(url)} must be an https:// URL")
 
 
 def check_key_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
@@ -145,7 +121,7 @@ class RemoteDocument(Generic[T]):
         self._timer: gevent.Greenlet[[], None] | None = None
         self._closed = False
         handlers: list[urllib.request.BaseHandler] = [_CheckedRedirects()]
-        if urlsplit(url).hostname in _LOCAL_HOSTS:
+        if urlsplit(url).hostname in LOCAL_HOSTS:
             # NOTE: a proxy from the environment must not see requests to this machine.
             handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
@@ -216,7 +192,9 @@ class RemoteDocument(Generic[T]):
             self.value = value
             self._fetched_at = time.monotonic()
             self._schedule(self._ttl_s - min(30.0, self._ttl_s * 0.1))
-            if changed and self._on_change is not None:
+            # NOTE: a fetch that ends after `close` must not start more work (OpenID
+            # Connect would build and prefetch a new key set).
+            if changed and self._on_change is not None and not self._closed:
                 self._on_change()
         finally:
             self._inflight = None

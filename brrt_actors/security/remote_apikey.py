@@ -102,6 +102,9 @@ class RemoteApiKeyProvider:
         """Return the WWW-Authenticate value for this scheme."""
         return api_key_challenge(self.scheme_name, self._name, self._location, error)
 
+    def close(self) -> None:
+        """Nothing to release: each call to the verifier has its own connection."""
+
     def authenticate(self, environ: dict[str, Any]) -> Principal | None:
         """Return the key's principal, None without a key.
 

@@ -1,8 +1,11 @@
 """What each security scheme is configured with: the settings types, names, dev defaults.
 
 `brrt_actors.security.config` reads these from the config file and the environment; this
-module says what they are, which variable or config key configures which kind of scheme
-(for the fail-closed start message), and the documented ``--dev`` defaults.
+module says what they are and the rules they obey (`JWTSettings` checks itself, and
+`check_key_url` says where keys may come from), which variable or config key configures
+which kind of scheme (for the fail-closed start message), and the documented ``--dev``
+defaults. It imports neither pyjwt nor cryptography: reading the settings is part of every
+start, verifying a token is not.
 """
 from __future__ import annotations
 
@@ -10,11 +13,12 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from ..spec.model import SecurityScheme
+from ._redact import safe_url
 from .basic import PasswordHash, parse_password_hash
-from .jwt import JWTSettings
 from .remote_apikey import RemoteApiKeySettings
 
 __all__ = [
@@ -27,15 +31,20 @@ __all__ = [
     "EC_ALGORITHMS",
     "HMAC_ALGORITHMS",
     "JWKS_URL_ENV",
+    "JWT_HMAC_ALGORITHMS",
+    "JWT_PUBLIC_KEY_ALGORITHMS",
     "JWT_PUBLIC_KEY_ENV",
     "JWT_SECRET_ENV",
+    "LOCAL_HOSTS",
     "REMOTE_URL_ENV",
     "RSA_ALGORITHMS",
     "ApiKeySettings",
     "BasicSettings",
+    "JWTSettings",
     "OIDCSettings",
     "SchemeSettings",
     "SecurityConfig",
+    "check_key_url",
     "dev_settings",
     "how_to_configure",
     "scheme_kind",
@@ -58,6 +67,146 @@ HMAC_ALGORITHMS: Final = ("HS256", "HS384", "HS512")
 RSA_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGORITHMS: Final = ("ES256", "ES384", "ES512")
 ASYMMETRIC_ALGORITHMS: Final = (*RSA_ALGORITHMS, *EC_ALGORITHMS, "EdDSA")
+
+# RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+_HMAC_MIN_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
+JWT_HMAC_ALGORITHMS: Final = frozenset(_HMAC_MIN_BYTES)
+# Every public-key algorithm pyjwt verifies; written out so that checking settings does not
+# import pyjwt (tests/test_jwt.py checks that pyjwt still agrees).
+JWT_PUBLIC_KEY_ALGORITHMS: Final = frozenset((*ASYMMETRIC_ALGORITHMS, "ES256K", "ES521"))
+
+# The only hosts keys may come from over plain http (tests, sidecars).
+LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_key_url(url: str, what: str = "jwks_url") -> None:
+    """Refuse a URL that keys must not come from.
+
+    Keys (and documents that point to keys) come over https; plain http is allowed only to
+    this machine (localhost, 127.0.0.1, ::1), for tests and sidecars.
+
+    Raises:
+        ValueError: naming `what` and the rule.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(f"{what}: {url!r} is not a valid URL") from None
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host in LOCAL_HOSTS:
+        return
+    if parts.scheme == "http":
+        raise ValueError(f"{what}: {safe_url(url)} uses plain http to {host!r}; keys must come "
+                         f"over https (http is allowed only to localhost, 127.0.0.1 or ::1)")
+    raise ValueError(f"{what}: {safe_url(url)} must be an https:// URL")
+
+
+def _as_tuple(value: Any, name: str) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ValueError(f"JWT settings: {name} must be a string or a list of non-empty strings")
+    return items
+
+
+@dataclass(frozen=True)
+class JWTSettings:
+    """How one bearer-JWT scheme verifies its tokens.
+
+    Attributes:
+        algorithms: the accepted algorithms, fixed per scheme: all HMAC (HS256/384/512)
+            or all public key (RS*, PS*, ES*, EdDSA); never ``none``.
+        secret: the shared secret of an HMAC scheme (at least as many bytes as the hash).
+        public_key: the PEM public key of a public-key scheme (or use `jwks_url`).
+        jwks_url: a JWK Set URL for a public-key scheme (https, or http to localhost).
+        issuer: the required ``iss``, when set.
+        audience: the accepted ``aud`` value(s), when set. A token that has an ``aud``
+            is refused when no audience is configured (RFC 7519 §4.1.3).
+        leeway_s: clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+        required_claims: claims a token must carry.
+        cookie_name: also read the token from this cookie (after ``Authorization``).
+        verified_cache_size: verified tokens remembered (0 disables the cache).
+        verified_cache_ttl_s: longest time a verified token is remembered.
+        jwks_cache_ttl_s, jwks_refresh_cooldown_s, jwks_timeout_s, jwks_negative_ttl_s:
+            see `JWKSKeySource`.
+
+    Raises:
+        ValueError: for an unknown or ``none`` algorithm, HMAC mixed with public-key
+            algorithms, key material that does not fit the algorithms, or bad numbers.
+    """
+
+    algorithms: tuple[str, ...]
+    secret: str | None = field(default=None, repr=False)
+    public_key: str | None = field(default=None, repr=False)
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | tuple[str, ...] | None = None
+    leeway_s: float = 30.0
+    required_claims: tuple[str, ...] = ("exp",)
+    cookie_name: str | None = None
+    verified_cache_size: int = 10000
+    verified_cache_ttl_s: float = 300.0
+    jwks_cache_ttl_s: float = 300.0
+    jwks_refresh_cooldown_s: float = 30.0
+    jwks_timeout_s: float = 3.0
+    jwks_negative_ttl_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        # Config files give lists; keep the dataclass hashable and immutable.
+        object.__setattr__(self, "algorithms", _as_tuple(self.algorithms, "algorithms"))
+        object.__setattr__(self, "required_claims",
+                           _as_tuple(self.required_claims, "required_claims")
+                           if self.required_claims else ())
+        if self.audience is not None and not isinstance(self.audience, str):
+            object.__setattr__(self, "audience", _as_tuple(self.audience, "audience"))
+        algorithms = set(self.algorithms)
+        if not algorithms:
+            raise ValueError("JWT settings: algorithms must name at least one algorithm")
+        if any(alg.lower() == "none" for alg in algorithms):
+            # SECURITY: an unsigned token is never accepted.
+            raise ValueError("JWT settings: the 'none' algorithm is never accepted")
+        unknown = algorithms - JWT_HMAC_ALGORITHMS - JWT_PUBLIC_KEY_ALGORITHMS
+        if unknown:
+            raise ValueError(f"JWT settings: unknown algorithm(s) {sorted(unknown)}; use "
+                             f"{sorted(JWT_HMAC_ALGORITHMS | JWT_PUBLIC_KEY_ALGORITHMS)}")
+        hmac_algs = algorithms & JWT_HMAC_ALGORITHMS
+        if hmac_algs and algorithms - JWT_HMAC_ALGORITHMS:
+            # SECURITY: with both families, a token signed with the public key as an HMAC
+            # secret could pass (algorithm confusion, RFC 8725 §2.1).
+            raise ValueError(f"JWT settings: algorithms {sorted(algorithms)} mix HMAC (HS*) "
+                             f"with public-key algorithms; a scheme uses one family only")
+        if hmac_algs:
+            if self.public_key is not None or self.jwks_url is not None:
+                raise ValueError("JWT settings: HS* algorithms verify with `secret`, not "
+                                 "`public_key` or `jwks_url`")
+            if self.secret is not None:
+                need = max(_HMAC_MIN_BYTES[alg] for alg in hmac_algs)
+                if len(self.secret.encode()) < need:
+                    raise ValueError(
+                        f"JWT settings: the secret is {len(self.secret.encode())} bytes; "
+                        f"{sorted(hmac_algs)} need at least {need} (RFC 7518 §3.2)")
+        else:
+            if self.secret is not None:
+                raise ValueError("JWT settings: public-key algorithms verify with "
+                                 "`public_key` or `jwks_url`, not `secret`")
+            if self.public_key is not None and self.jwks_url is not None:
+                raise ValueError("JWT settings: give `public_key` or `jwks_url`, not both")
+        if self.jwks_url is not None:
+            check_key_url(self.jwks_url, "jwks_url")
+        for name in ("leeway_s", "verified_cache_size", "jwks_refresh_cooldown_s",
+                     "jwks_negative_ttl_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"JWT settings: {name} must not be negative")
+        for name in ("verified_cache_ttl_s", "jwks_cache_ttl_s", "jwks_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"JWT settings: {name} must be positive")
+
+    @property
+    def uses_hmac(self) -> bool:
+        """Whether this scheme verifies with a shared secret."""
+        return self.algorithms[0] in JWT_HMAC_ALGORITHMS
+
 
 
 @dataclass(frozen=True, slots=True)
