@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import validation
 from .actors import Actor, ActorSystem
 from .builtins import Builtin, build_builtins
 from .config import Settings, load_settings, resolve_actor_settings
@@ -30,6 +31,10 @@ from .spec import Spec, load_spec
 
 logger = logging.getLogger("brrt_actors")
 security_logger = logging.getLogger("brrt_actors.security")
+
+# NOTE: how long after listening the server calls `App.warm_up`: long enough for a
+# readiness probe sent at once to be answered first.
+WARM_UP_DELAY_S = 0.2
 
 StartResponse = Callable[..., Any]
 
@@ -85,6 +90,19 @@ class App:
     def ready(self) -> bool:
         """False once the app has begun to stop."""
         return not self._stopping
+
+    def warm_up(self) -> None:
+        """Load what some first requests would otherwise load while they wait.
+
+        The error-listing validator (jsonschema) and the JWT checker (pyjwt, cryptography)
+        stay off the start path; the server calls this once it listens, so that the first
+        invalid request or bearer token does not stall the event loop for tens of ms.
+        """
+        validation.warm_up()
+        for provider in self._own_providers:
+            warm_up = getattr(provider, "warm_up", None)
+            if warm_up is not None:
+                warm_up()
 
     # The security providers the app built (`create_app` sets them); `stop` closes them.
     _own_providers: tuple[SecurityProvider, ...] = ()

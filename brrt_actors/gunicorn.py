@@ -194,6 +194,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         """Serve until told to stop, then drain: connections, then the app's actors."""
         import gevent
 
+        from .app import WARM_UP_DELAY_S
         from .server import HTTPServer
 
         app = _brrt_app(self.wsgi)
@@ -220,6 +221,8 @@ class Worker(base.Worker):  # type: ignore[misc]
                                                       max_accept=max_accept)
                     server.start()
                     servers.append(server)
+                if app is not None:
+                    gevent.spawn_later(WARM_UP_DELAY_S, app.warm_up)
             self._stop_requested.wait()
             deadline = time.monotonic() + grace
             gevent.joinall([gevent.spawn(server.stop, grace) for server in servers])

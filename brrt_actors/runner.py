@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .app import App, create_app
+from .app import WARM_UP_DELAY_S, App, create_app
 from .config import load_settings
 from .discovery import HandlersArg
 from .errors import ConfigError, StartError
@@ -29,7 +29,6 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     (``Settings.workers``) the process becomes gunicorn's arbiter over them
     (`brrt_actors.gunicorn.serve_workers`) and this function does not return.
     """
-    from . import validation
     from .server import HTTPServer
 
     started = time.perf_counter()
@@ -63,8 +62,9 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                 "accepted)" if dev else "")
     import gevent
 
-    # NOTE: the full-error validator is imported off the request path, once listening.
-    gevent.spawn_later(0.2, validation.warm_up)
+    # NOTE: the full-error validator and the JWT checker load off the start path, once
+    # listening (see `App.warm_up`).
+    gevent.spawn_later(WARM_UP_DELAY_S, app.warm_up)
     server.serve_forever()
     return 0
 

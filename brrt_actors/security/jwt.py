@@ -144,6 +144,11 @@ class JWTBearerProvider:
             found = self._challenges[error] = bearer_challenge(self.scheme_name, error)
         return found
 
+    def warm_up(self) -> None:
+        """Load pyjwt and build the token checker now rather than on the first token."""
+        if self._decoder is None:
+            self._decoder = self._new_decoder()
+
     def close(self) -> None:
         """Stop the key source's background refreshes, if it has any."""
         close = getattr(self.key_source, "close", None)
