@@ -98,8 +98,15 @@ def test_query_key_accepted(client: Client) -> None:
     assert response.json() == {"scheme": "QueryKey"}
 
 
-def test_cookie_key_accepted(client: Client) -> None:
-    response = client.get("/cookie", headers={"Cookie": "theme=dark; session=s3cr3t-cookie"})
+@pytest.mark.parametrize("cookie", [
+    "theme=dark; session=s3cr3t-cookie",
+    'session="s3cr3t-cookie"',
+    # A malformed cookie beside the key does not hide it (http.cookies would drop them all).
+    'prefs={"a": "b c"}; session=s3cr3t-cookie; broken',
+    "session=s3cr3t-cookie; session=other",  # the first of two (RFC 6265 5.4: most specific)
+])
+def test_cookie_key_accepted(client: Client, cookie: str) -> None:
+    response = client.get("/cookie", headers={"Cookie": cookie})
     assert response.status == 200, response
     assert response.json() == {"scheme": "CookieKey"}
 

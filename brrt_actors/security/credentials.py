@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..parameters import parse_query, unquote_query
+from ..parameters import parse_cookies, parse_query, unquote_query
 
 __all__ = ["key_reader", "redact"]
 
@@ -48,18 +48,14 @@ def key_reader(location: str, name: str) -> KeyReader:
 
         return from_query
 
-    # PERF: http.cookies loads only for a cookie scheme: ~2 ms of the pet store's start
-    # (benchmarks/start_time.py).
-    from http.cookies import CookieError, SimpleCookie
-
     def from_cookie(environ: dict[str, Any]) -> str | None:
         raw = environ.get("HTTP_COOKIE")
         if not raw:
             return None
-        try:
-            morsel = SimpleCookie(raw).get(name)
-        except CookieError:
-            return None
-        return morsel.value if morsel is not None else None
+        # NOTE: the parameter stage's lenient splitter (as browsers and starlette read
+        # cookies), not http.cookies: one malformed cookie beside the key must not hide it,
+        # and the handler's `request.cookies` sees the same value the check saw.
+        values = parse_cookies(raw).get(name)
+        return values[0] if values else None
 
     return from_cookie
