@@ -31,7 +31,6 @@ import argparse
 import os
 import resource
 import selectors
-import shutil
 import signal
 import socket
 import statistics
@@ -39,15 +38,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psutil
+from _servers import HOST, can_pin, free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 10.0
 REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -55,10 +51,7 @@ REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 BATCH = 250
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+
 
 
 def _raise_fd_limit(needed: int) -> None:
@@ -71,23 +64,10 @@ def _raise_fd_limit(needed: int) -> None:
                              "are needed: lower --connections or raise `ulimit -Hn`")
 
 
-def _can_pin() -> bool:
-    return shutil.which("taskset") is not None and {0, 1} <= os.sched_getaffinity(0)
 
 
-def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer {url} within {START_TIMEOUT_S:.0f} s")
+
+
 
 
 def _read_answer(sock: socket.socket) -> int:
@@ -206,8 +186,8 @@ def _stop(server: subprocess.Popen[bytes]) -> list[str]:
 def main() -> int:
     args = _options()
     _raise_fd_limit(args.connections + args.samples + 256)
-    pin = not args.no_pin and _can_pin()
-    port = _free_port()
+    pin = not args.no_pin and can_pin()
+    port = free_port()
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("BRRTR_") and key != "PORT"}
     env["BRRTR_HOST"] = HOST
@@ -228,7 +208,7 @@ def main() -> int:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                   stderr=subprocess.STDOUT)
         try:
-            _wait_healthy(f"http://{HOST}:{port}/health", server)
+            wait_healthy(f"http://{HOST}:{port}/health", server)
             figures = _measure(args, port, server.pid)
         except (OSError, RuntimeError) as ex:
             problems.append(f"{type(ex).__name__}: {ex}")

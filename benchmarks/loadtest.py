@@ -31,9 +31,7 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,10 +41,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _servers import HOST, can_pin, free_port, pinned, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 # Requests per second of one simulated user, when USERS is not given. Each user waits for
 # its answer before the next request, so its period (10 ms) must stay above the latency.
@@ -57,11 +55,7 @@ STOP_TIMEOUT_S = 30.0
 USER_RPS = 100
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+
 
 
 def _seconds(duration: str) -> float:
@@ -106,28 +100,13 @@ def _machine_busy_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _pinned(cpu: int, command: list[str], pin: bool) -> list[str]:
-    return ["taskset", "-c", str(cpu), *command] if pin else command
 
 
-def _can_pin() -> bool:
-    return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2 \
-        and {0, 1} <= os.sched_getaffinity(0)
 
 
-def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer {url} within {START_TIMEOUT_S:.0f} s")
+
+
+
 
 
 def _server_quantiles(base: str) -> dict[str, float]:
@@ -210,10 +189,10 @@ def main() -> int:
     if args.users is None:
         args.users = max(1, round(args.rate / USER_RPS))
     run_s = _seconds(args.duration)
-    pin = not args.no_pin and _can_pin()
+    pin = not args.no_pin and can_pin()
     reports = args.reports if args.reports.is_absolute() else ROOT / args.reports
     reports.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     base = f"http://{HOST}:{port}"
 
     server_env = {key: value for key, value in os.environ.items()
@@ -222,7 +201,7 @@ def main() -> int:
     for pair in args.server_env:
         name, _, value = pair.partition("=")
         server_env[name] = value
-    server_command = _pinned(0, [PYTHON, "-m", "brrt_actors", "serve", "specs/petstore.yaml",
+    server_command = pinned(0, [PYTHON, "-m", "brrt_actors", "serve", "specs/petstore.yaml",
                                  "--handlers", args.handlers,
                                  "--config", "specs/petstore.config.yaml",
                                  "--port", str(port)], pin)
@@ -256,7 +235,7 @@ def main() -> int:
                                     _machine_busy_s()))
 
     try:
-        _wait_healthy(f"{base}/health", server)
+        wait_healthy(f"{base}/health", server)
         summary["rss_start_kib"] = _rss_kib(server.pid)
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -265,7 +244,7 @@ def main() -> int:
         locust_env["LOAD_USER_RPS"] = str(args.rate / args.users)
         locust_env.setdefault("LOAD_API_KEY", "test123")
         prefix = reports / "load"
-        locust_command = _pinned(1, [
+        locust_command = pinned(1, [
             PYTHON, "-m", "locust", "-f", str(ROOT / "locustfiles" / "petstore.py"),
             "--headless", "-u", str(args.users), "-r", str(args.users),
             "-t", args.duration, "--host", base, "--csv", str(prefix),
