@@ -4,14 +4,9 @@
 every value; all problems found are raised together in one `ConfigError` that names each
 variable (or config file key, or command-line flag) and the values it allows.
 
-Actor tuning is resolved per operation, most specific first (see `operations`)::
-
-    x-brrt-actor on the operation             (spec; x-brrtrouter-deadline-ms just below it)
-    BRRTR_HANDLER_WORKERS__<operationId> ...  (env; suffix as written or upper-cased)
-    actors.operations.<operationId>           (config file)
-    BRRTR_HANDLER_WORKERS ...                 (env, global)
-    actors.defaults                           (config file)
-    ActorSettings()                           (built-in defaults)
+Actor tuning is resolved per operation, most specific first: the spec's `x-brrt-actor`, then
+the per-operation env vars, the config file's `actors.operations`, the global env vars, the
+config file's `actors.defaults`, the built-in defaults (see `operations`).
 
 The modules, one concept each: `settings` (the dataclasses), `knobs` (each setting's
 variable and value parser), `file` (the YAML config file), `load` (`load_settings`),
