@@ -106,7 +106,8 @@ class Worker(base.Worker):  # type: ignore[misc]
     app gets gunicorn's ``--worker-connections``, ``--keep-alive`` and
     ``--graceful-timeout``. gunicorn's graceful timeout always bounds the drain, and
     ``--max-requests`` (with its jitter) restarts the worker gracefully. gunicorn's access
-    log and its pre/post request hooks are not used.
+    log and its pre/post request hooks are not used. A brrt_actors app's /metrics counts
+    the connections of this worker's servers (one per listening socket), added up.
     """
 
     sockets: list[Any]
@@ -221,6 +222,8 @@ class Worker(base.Worker):  # type: ignore[misc]
                                                       max_accept=max_accept)
                     server.start()
                     servers.append(server)
+                    if app is not None and app.metrics is not None:
+                        app.metrics.watch_connections(server.connection_stats)
                 if app is not None:
                     gevent.spawn_later(WARM_UP_DELAY_S, app.warm_up)
             self._stop_requested.wait()

@@ -1,4 +1,5 @@
-"""Prometheus metrics, served at GET /metrics: requests and latency per operation, actors, auth.
+"""Prometheus metrics, served at GET /metrics: requests and latency per operation, actors, auth,
+the HTTP server's connections.
 
 The request path only adds to plain Python ints and floats; prometheus_client sees them at
 scrape time, through a custom collector that builds the metric families then (and, for the
@@ -15,6 +16,11 @@ mode the request figures are written through prometheus_client's metric objects 
 (a lock and an mmap write each: a few µs more per request), and the actors' figures are
 copied into them once a second and before each scrape.
 
+The connection figures come from the servers that serve the app: whoever builds one for it
+(``brrt serve``, the gunicorn worker) tells the app's metrics with `Metrics.watch_connections`;
+they are read at scrape time (and synced like the actors' in multi-process mode). An app
+served by another WSGI server has no ``brrt_http_connections*`` families at all.
+
 Metric names (labels):
 
     brrt_requests_total{operation_id, method, status}               counter
@@ -25,13 +31,15 @@ Metric names (labels):
     brrt_actor_workers / _busy_workers / _mailbox_depth / _mailbox_capacity{operation_id}
     brrt_actor_{completed, handler_errors, rejected, refused, deadline_exceeded,
                 cancelled, expired, worker_restarts}_total{operation_id}
+    brrt_http_connections / _idle / _limit                          gauge
+    brrt_http_connections_evicted_total                             counter
     process_*, python_info, python_gc_* (single-process mode)
 """
 from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,7 +53,8 @@ if TYPE_CHECKING:
 
     from .actors import Actor, ActorSystem
 
-__all__ = ["BUCKETS", "MULTIPROC_ENV", "Metrics", "OperationMetrics", "build_metrics"]
+__all__ = ["BUCKETS", "MULTIPROC_ENV", "ConnectionSource", "Metrics", "OperationMetrics",
+           "build_metrics"]
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -82,6 +91,20 @@ _ACTOR_COUNTERS: Final = (
      "Requests dropped unrun: their deadline passed while they waited in the mailbox."),
     ("restarts", "brrt_actor_worker_restarts", "Worker greenlets restarted after dying."),
 )
+# The figures of `brrt_actors.server.HTTPServer.connection_stats`, summed over the servers.
+_CONNECTION_GAUGES: Final = (
+    ("open", "brrt_http_connections",
+     "Client connections open now (serving a request, or idle between requests)."),
+    ("idle", "brrt_http_connections_idle",
+     "Open connections waiting for their next request (keep-alive, or new)."),
+    ("limit", "brrt_http_connections_limit",
+     "Connections served at once at most (max_connections); with several worker "
+     "processes, the sum of the living workers' limits."),
+)
+_CONNECTION_COUNTERS: Final = (
+    ("evicted", "brrt_http_connections_evicted",
+     "Idle keep-alive connections closed to admit a new client into the full pool."),
+)
 _HELP_REQUESTS = "Requests served by each operation, by response status."
 _HELP_DURATION = ("Time from routing to the response's headers (the body of a streamed "
                   "response not included), by operation and status.")
@@ -97,6 +120,10 @@ _PAGE_HEADERS: Final = (("Cache-Control", "no-store"), ("X-Content-Type-Options"
 
 # (status, headers, body), as `brrt_actors.builtins.Builtin` answers.
 Answer = tuple[int, list[tuple[str, str]], bytes]
+
+#: Returns a server's connection figures (``open``, ``idle``, ``limit``, ``evicted``), as
+#: `brrt_actors.server.HTTPServer.connection_stats` does.
+ConnectionSource = Callable[[], Mapping[str, int]]
 
 
 class OperationMetrics:
@@ -172,6 +199,7 @@ class Metrics:
         self.operations: list[OperationMetrics] = []
         self.auth_failures: dict[tuple[str, int], int] = {}
         self.unmatched: dict[int, int] = {}
+        self.connection_sources: list[ConnectionSource] = []
         self.collector: _Collector | None = _Collector(self) if registry is None else None
         self._registry = registry
 
@@ -204,6 +232,26 @@ class Metrics:
     def count_unmatched(self, status: int) -> None:
         """Count a request that no operation served (404 or 405)."""
         self.unmatched[status] = self.unmatched.get(status, 0) + 1
+
+    def watch_connections(self, source: ConnectionSource) -> None:
+        """Show the connection figures `source` returns on /metrics (read at each scrape).
+
+        Args:
+            source: a server's ``connection_stats`` (`brrt_actors.server.HTTPServer`). The
+                figures of several sources (one server per listener) add up. Until one is
+                given, the ``brrt_http_connections*`` families are absent.
+        """
+        self.connection_sources.append(source)
+
+    def connection_stats(self) -> dict[str, int] | None:
+        """Return the watched servers' connection figures added up, or None without any."""
+        if not self.connection_sources:
+            return None
+        total = dict.fromkeys(("open", "idle", "limit", "evicted"), 0)
+        for source in self.connection_sources:
+            for key, count in source().items():
+                total[key] += count
+        return total
 
     def start(self) -> None:
         """Start whatever runs in the background (nothing in single-process mode)."""
@@ -318,6 +366,13 @@ class _Collector:
             auth.add_metric((scheme, str(status)), count)
         yield auth
 
+        connections = metrics.connection_stats()
+        if connections is not None:
+            for key, name, documentation in _CONNECTION_GAUGES:
+                yield GaugeMetricFamily(name, documentation, value=connections[key])
+            for key, name, documentation in _CONNECTION_COUNTERS:
+                yield CounterMetricFamily(name, documentation, value=connections[key])
+
         stats = [(actor.name, actor.stats()) for actor in metrics.actors]
         for key, name, documentation in _ACTOR_GAUGES:
             gauge = GaugeMetricFamily(name, documentation, labels=("operation_id",))
@@ -365,6 +420,14 @@ class _Collector:
         out.extend(f'brrt_auth_failures_total{{scheme="{_label_value(scheme)}",'
                    f'status="{status}"}} {count}.0\n'
                    for (scheme, status), count in sorted(metrics.auth_failures.items()))
+        connections = metrics.connection_stats()
+        if connections is not None:
+            for key, name, documentation in _CONNECTION_GAUGES:
+                out.append(_header(name, "gauge", documentation))
+                out.append(f"{name} {connections[key]}.0\n")
+            for key, name, documentation in _CONNECTION_COUNTERS:
+                out.append(_header(f"{name}_total", "counter", documentation))
+                out.append(f"{name}_total {connections[key]}.0\n")
         stats = [(self._op_labels(actor.name), actor.stats()) for actor in metrics.actors]
         for key, name, documentation in _ACTOR_GAUGES:
             out.append(_header(name, "gauge", documentation))
@@ -383,25 +446,47 @@ class _Shared:
 
     def __init__(self) -> None:
         # NOTE: multi-process mode needs prometheus_client from the start (per request).
-        from prometheus_client import Counter, Gauge, Histogram
+        from prometheus_client import Histogram
 
-        def counter(name: str, documentation: str, labels: Iterable[str]) -> Counter:
-            return Counter(name, documentation, labels, registry=None)
-
-        def live_gauge(name: str, documentation: str, labels: Iterable[str]) -> Gauge:
-            return Gauge(name, documentation, labels, registry=None, multiprocess_mode="livesum")
-
-        self.requests = counter("brrt_requests", _HELP_REQUESTS, _REQUEST_LABELS)
+        self.requests = _counter("brrt_requests", _HELP_REQUESTS, _REQUEST_LABELS)
         self.duration = Histogram("brrt_request_duration_seconds", _HELP_DURATION,
                                   _REQUEST_LABELS, registry=None, buckets=BUCKETS)
-        self.in_flight = live_gauge("brrt_requests_in_flight", _HELP_IN_FLIGHT,
-                                    ("operation_id", "method"))
-        self.unmatched = counter("brrt_unmatched_requests", _HELP_UNMATCHED, ("status",))
-        self.auth = counter("brrt_auth_failures", _HELP_AUTH, ("scheme", "status"))
-        self.actor_gauges = {key: live_gauge(name, documentation, ("operation_id",))
+        self.in_flight = _live_gauge("brrt_requests_in_flight", _HELP_IN_FLIGHT,
+                                     ("operation_id", "method"))
+        self.unmatched = _counter("brrt_unmatched_requests", _HELP_UNMATCHED, ("status",))
+        self.auth = _counter("brrt_auth_failures", _HELP_AUTH, ("scheme", "status"))
+        self.actor_gauges = {key: _live_gauge(name, documentation, ("operation_id",))
                              for key, name, documentation in _ACTOR_GAUGES}
-        self.actor_counters = {key: counter(name, documentation, ("operation_id",))
+        self.actor_counters = {key: _counter(name, documentation, ("operation_id",))
                                for key, name, documentation in _ACTOR_COUNTERS}
+        self._connections: tuple[dict[str, Gauge], dict[str, Counter]] | None = None
+
+    def connections(self) -> tuple[dict[str, Gauge], dict[str, Counter]]:
+        """The connection gauges and counters (built at the first call)."""
+        # NOTE: built only in a process that serves: a metric without labels writes its
+        # series to the files as soon as it exists, and an app under another WSGI server
+        # shows no connection families.
+        if self._connections is None:
+            self._connections = (
+                {key: _live_gauge(name, documentation, ())
+                 for key, name, documentation in _CONNECTION_GAUGES},
+                {key: _counter(name, documentation, ())
+                 for key, name, documentation in _CONNECTION_COUNTERS})
+        return self._connections
+
+
+def _counter(name: str, documentation: str, labels: Iterable[str]) -> Counter:
+    from prometheus_client import Counter
+
+    return Counter(name, documentation, labels, registry=None)
+
+
+def _live_gauge(name: str, documentation: str, labels: Iterable[str]) -> Gauge:
+    # NOTE: "livesum": summed over the living processes only (gunicorn's child_exit hook
+    # marks a dead worker's files dead).
+    from prometheus_client import Gauge
+
+    return Gauge(name, documentation, labels, registry=None, multiprocess_mode="livesum")
 
 
 _SHARED: list[_Shared] = []
@@ -431,6 +516,7 @@ class _MultiProcessMetrics(Metrics):
         self.path = path
         self._shared = _shared()
         self._synced: dict[tuple[str, str], int] = {}
+        self._synced_connections: dict[str, int] = {}
         self._syncer: gevent.Greenlet[[], None] | None = None
 
     def operation(self, operation_id: str, method: str) -> OperationMetrics:
@@ -451,6 +537,10 @@ class _MultiProcessMetrics(Metrics):
     def count_unmatched(self, status: int) -> None:
         self._shared.unmatched.labels(str(status)).inc()
 
+    def watch_connections(self, source: ConnectionSource) -> None:
+        super().watch_connections(source)
+        self._sync_connections()  # NOTE: counted from now, not from the next sync
+
     def start(self) -> None:
         self.sync()
         self._syncer = gevent.spawn(self._sync_forever)
@@ -468,6 +558,9 @@ class _MultiProcessMetrics(Metrics):
         for actor in self.actors:
             for gauge in shared.actor_gauges.values():
                 gauge.labels(actor.name).set(0)
+        if self.connection_sources:
+            for gauge in shared.connections()[0].values():
+                gauge.set(0)
 
     def _sync_forever(self) -> None:
         while True:
@@ -475,12 +568,13 @@ class _MultiProcessMetrics(Metrics):
             self.sync()
 
     def sync(self) -> None:
-        """Copy the in-flight gauges and the actors' figures into the shared files."""
+        """Copy the in-flight gauges, the actors' and the connections' figures to the files."""
         shared = self._shared
         for op in self.operations:
             shared.in_flight.labels(op.operation_id, op.method).set(op.in_flight)
         for actor in self.actors:
             self._sync_actor(actor)
+        self._sync_connections()
 
     def _sync_actor(self, actor: Actor) -> None:
         shared = self._shared
@@ -493,6 +587,19 @@ class _MultiProcessMetrics(Metrics):
             if delta > 0:
                 counter.labels(actor.name).inc(delta)
                 self._synced[mark] = figures[key]
+
+    def _sync_connections(self) -> None:
+        figures = self.connection_stats()
+        if figures is None:
+            return
+        gauges, counters = self._shared.connections()
+        for key, gauge in gauges.items():
+            gauge.set(figures[key])
+        for key, counter in counters.items():
+            delta = figures[key] - self._synced_connections.get(key, 0)
+            if delta > 0:
+                counter.inc(delta)
+                self._synced_connections[key] = figures[key]
 
 
 def build_metrics(actors: ActorSystem, multiproc_dir: str | None = None) -> Metrics:

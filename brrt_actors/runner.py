@@ -46,6 +46,8 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     app = create_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
     try:
         server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
+        if app.metrics is not None:
+            app.metrics.watch_connections(server.connection_stats)
         server.start()
     except OSError as ex:
         app.stop(0)

@@ -211,6 +211,17 @@ class HTTPServer:
         """Connections being served right now (busy or idle keep-alive)."""
         return len(self._pool)
 
+    def connection_stats(self) -> dict[str, int]:
+        """Return the connection figures /metrics shows, read now (nothing is kept per request).
+
+        Returns:
+            ``open``: connections being served (busy or idle keep-alive); ``idle``: of
+            those, waiting for their next request; ``limit``: ``max_connections``;
+            ``evicted``: idle connections closed so far to admit a new client into the full
+            pool (always 0 on the pywsgi engine, which makes the new client wait instead).
+        """
+        return self._engine.connection_stats()
+
     def start(self) -> None:
         """Bind (unless given a listener) and start accepting connections.
 

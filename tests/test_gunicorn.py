@@ -191,12 +191,13 @@ def serving_pids(server: Arbiter, path: str, headers: dict[str, str] | None,
     return seen, ok
 
 
-def metric(text: str, name: str, **labels: str) -> float:
+def metric(text: str, name: str, **labels: str) -> float | None:
     wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
     for line in text.splitlines():
-        if line.startswith(f"{name}{{{wanted}}} "):
+        if line.startswith(prefix):
             return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return None
 
 
 def refused(port: int) -> bool:
@@ -210,7 +211,8 @@ def refused(port: int) -> bool:
 # -- brrt serve --workers N --------------------------------------------------------------
 
 def test_workers_share_the_socket_and_metrics_add_up(arbiter: Callable[..., Arbiter]) -> None:
-    server = arbiter(brrt_serve(*PETSTORE, "--workers", "2"))
+    server = arbiter(brrt_serve(*PETSTORE, "--workers", "2"),
+                     env=environment(BRRTR_MAX_CONNECTIONS="50"))
     workers = server.workers()
     assert len(workers) == 2
     options = json.loads(psutil.Process(server.process.pid).cmdline()[-1])
@@ -223,8 +225,16 @@ def test_workers_share_the_socket_and_metrics_add_up(arbiter: Callable[..., Arbi
     # Each worker counts its own requests; /metrics, in whichever worker, sums them all.
     status, body, _ = server.get("/metrics")
     assert status == 200
-    assert metric(body.decode(), "brrt_requests_total", operation_id="get_pet",
+    page = body.decode()
+    assert metric(page, "brrt_requests_total", operation_id="get_pet",
                   method="GET", status="200") == served
+    # The connections: the scrape's own at least, in the workers' pools of 50 each.
+    open_now, idle = metric(page, "brrt_http_connections"), metric(
+        page, "brrt_http_connections_idle")
+    assert open_now is not None and idle is not None
+    assert 0 <= idle < open_now <= 100  # the scraping connection is not idle
+    assert metric(page, "brrt_http_connections_limit") == 2 * 50
+    assert metric(page, "brrt_http_connections_evicted_total") == 0
 
     assert server.signal(signal.SIGTERM) == 0
     assert not metrics_dir.exists()

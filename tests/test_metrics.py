@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from brrt_actors.config import load_settings
 from brrt_actors.metrics import BUCKETS, OperationMetrics, build_metrics
 from brrt_actors.pipeline import _measured
 from brrt_actors.security.jwt import mint_token
+from brrt_actors.server import HTTPServer
 from brrt_actors.testing import Client, TestResponse
 
 PETSTORE = ROOT / "specs" / "petstore.yaml"
@@ -77,9 +79,13 @@ def scrape(client: Client, **kwargs: Any) -> Samples:
     response = client.get("/metrics", **kwargs)
     assert response.status == 200, response
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return parse(response.text)
+
+
+def parse(text: str) -> Samples:
+    """Return every sample of a page of metrics by (name, sorted labels)."""
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples}
+            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
@@ -336,6 +342,9 @@ def test_fast_text_gives_what_prometheus_client_gives(petstore: App, apps: list[
     odd = create_app(path, {'odd"id\\x': lambda request: {}})
     apps.append(odd)
     Client(odd).get("/odd")
+    assert petstore.metrics is not None
+    petstore.metrics.watch_connections(lambda: {"open": 3, "idle": 2, "limit": 8,
+                                                "evicted": 5})
 
     for app in (petstore, odd):
         assert app.metrics is not None and app.metrics.collector is not None
@@ -343,6 +352,73 @@ def test_fast_text_gives_what_prometheus_client_gives(petstore: App, apps: list[
         reference = generate_latest(app.metrics.collector).decode()
         assert _families(fast) == _families(reference)
     assert 'operation_id="odd\\"id\\\\x"' in fast
+    assert petstore.metrics.collector is not None  # the connections were compared too
+    assert b"\nbrrt_http_connections_evicted_total 5.0\n" in (
+        petstore.metrics.collector.render_text())
+
+
+# -- the HTTP server's connections ---------------------------------------------------------
+
+def test_connection_families_add_up_the_watched_servers(petstore: App) -> None:
+    assert petstore.metrics is not None
+    names = {name for name, _ in scrape(Client(petstore))}
+    # Served by someone else's server (here, the test client): nothing to show.
+    assert not {name for name in names if name.startswith("brrt_http_connections")}
+
+    petstore.metrics.watch_connections(lambda: {"open": 3, "idle": 1, "limit": 10,
+                                                "evicted": 2})
+    petstore.metrics.watch_connections(lambda: {"open": 1, "idle": 1, "limit": 10,
+                                                "evicted": 0})
+    samples = scrape(Client(petstore))
+
+    assert value(samples, "brrt_http_connections") == 4
+    assert value(samples, "brrt_http_connections_idle") == 2
+    assert value(samples, "brrt_http_connections_limit") == 20
+    assert value(samples, "brrt_http_connections_evicted_total") == 2
+
+
+def test_brrt_serve_shows_its_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    from brrt_actors import runner
+
+    # NOTE: `brrt serve` as it runs, except that it returns once serving, for the test to
+    # talk to the server it built and wired to the app.
+    served: list[HTTPServer] = []
+    monkeypatch.setattr(HTTPServer, "serve_forever", lambda self: served.append(self))
+    env = {**PETSTORE_ENV, "BRRTR_MAX_CONNECTIONS": "4"}
+    assert runner.serve_spec(PETSTORE, "handlers", host="127.0.0.1", port=0, environ=env) == 0
+    server = served[0]
+    clients: list[http.client.HTTPConnection] = []
+
+    def get(path: str, client: http.client.HTTPConnection | None = None) -> str:
+        if client is None:
+            client = http.client.HTTPConnection(*server.address, timeout=2)
+            clients.append(client)
+        client.request("GET", path, headers={"X-API-Key": "test123"})
+        response = client.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        return body
+
+    try:
+        with gevent.Timeout(10):
+            for _ in range(3):
+                get("/pets/1")  # each connection stays open, idle, after its answer
+            before = parse(get("/metrics"))
+            # The pool is full: 4 connections, all idle; a new one closes the oldest.
+            after = parse(get("/metrics"))
+            get("/pets/1", clients[-1])  # the newcomer itself was not closed
+    finally:
+        for client in clients:
+            client.close()
+        server.stop(1)
+
+    assert value(before, "brrt_http_connections") == 4  # 3 idle ones and the scraper
+    assert value(before, "brrt_http_connections_idle") == 3
+    assert value(before, "brrt_http_connections_limit") == 4
+    assert value(before, "brrt_http_connections_evicted_total") == 0
+    assert value(after, "brrt_http_connections") == 4
+    assert value(after, "brrt_http_connections_idle") == 3
+    assert value(after, "brrt_http_connections_evicted_total") == 1
 
 
 # -- the endpoint ---------------------------------------------------------------------------
@@ -549,8 +625,19 @@ def test_multiprocess_mode_in_process(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(metrics_module, "_SHARED", [])
     monkeypatch.setattr(metrics_module, "SYNC_INTERVAL_S", 0.01)
     app = create_app(PETSTORE, "handlers", environ=PETSTORE_ENV)
+    connections = {"open": 3, "idle": 2, "limit": 100, "evicted": 4}
+
+    def files() -> Samples:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+        return parse(generate_latest(registry).decode())
+
     try:
         assert app.metrics is not None and app.metrics.multiprocess
+        assert not [name for name, _ in files() if name.startswith("brrt_http_")]
+        app.metrics.watch_connections(lambda: connections)
+        assert value(files(), "brrt_http_connections_limit") == 100  # at once
+        connections["evicted"] += 2
         client = Client(app, headers={"X-API-Key": "test123"})
         client.get("/pets/1")
         client.get("/pets/1", headers={"X-API-Key": "bad"})
@@ -558,15 +645,14 @@ def test_multiprocess_mode_in_process(tmp_path: Path, monkeypatch: pytest.Monkey
         client.delete("/pets")
         gevent.sleep(0.05)  # the background sync copies the actors' figures
 
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
-        files = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                 for family in text_string_to_metric_families(generate_latest(registry).decode())
-                 for sample in family.samples}
-        assert value(files, "brrt_actor_completed_total", operation_id="get_pet") == 1
-        assert value(files, "brrt_actor_workers", operation_id="get_pet") == 4
+        synced = files()
+        assert value(synced, "brrt_actor_completed_total", operation_id="get_pet") == 1
+        assert value(synced, "brrt_actor_workers", operation_id="get_pet") == 4
+        assert value(synced, "brrt_http_connections_evicted_total") == 6  # 4, then 2 more
 
         samples = scrape(client)
+        app.stop(0.5)
+        stopped = files()
     finally:
         app.stop(0.5)
         close = getattr(value_class, "close_all_files", None)  # prometheus_client >= 0.21
@@ -582,3 +668,12 @@ def test_multiprocess_mode_in_process(tmp_path: Path, monkeypatch: pytest.Monkey
     assert value(samples, "brrt_unmatched_requests_total", status="405") == 1
     assert value(samples, "brrt_actor_completed_total", operation_id="get_pet") == 1
     assert not [name for name, _ in samples if name.startswith("process_")]
+    assert value(samples, "brrt_http_connections") == 3
+    assert value(samples, "brrt_http_connections_idle") == 2
+    assert value(samples, "brrt_http_connections_limit") == 100
+    assert value(samples, "brrt_http_connections_evicted_total") == 6
+    # A stopped process no longer counts in the live gauges; its counter stays.
+    assert value(stopped, "brrt_http_connections") == 0
+    assert value(stopped, "brrt_http_connections_limit") == 0
+    assert value(stopped, "brrt_actor_workers", operation_id="get_pet") == 0
+    assert value(stopped, "brrt_http_connections_evicted_total") == 6

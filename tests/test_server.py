@@ -136,6 +136,30 @@ def test_listener_given_and_log_line(start: Callable[..., HTTPServer],
         assert get(sock)[0] == 200
 
 
+def test_connection_stats_count_open_and_idle_connections(
+        start: Callable[..., HTTPServer]) -> None:
+    held = Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/hold":
+            held.wait(5)
+        return hello(environ, start_response)
+
+    server = start(app, max_connections=3)
+    assert server.connection_stats() == {"open": 0, "idle": 0, "limit": 3, "evicted": 0}
+    with connect(server) as idle, connect(server) as busy:
+        assert get(idle)[0] == 200
+        busy.sendall(b"GET /hold HTTP/1.1\r\nHost: test\r\n\r\n")
+        # The idle one waits for its next request; the busy one is, soon, inside the app.
+        expected = {"open": 2, "idle": 1, "limit": 3, "evicted": 0}
+        deadline = time.monotonic() + 2
+        while server.connection_stats() != expected and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        assert server.connection_stats() == expected
+        held.set()
+        assert read_response(busy)[0] == 200
+
+
 def test_idle_keepalive_connection_is_closed(start: Callable[..., HTTPServer]) -> None:
     server = start(keepalive_timeout_s=0.2)
     with connect(server) as sock:

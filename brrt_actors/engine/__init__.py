@@ -50,6 +50,8 @@ class Engine(Protocol):
     def address(self) -> Any:
         """The bound address."""
 
+    def connection_stats(self) -> dict[str, int]:
+        """Return ``open``, ``idle``, ``limit`` and ``evicted`` connections, read now."""
     def start(self) -> None:
         """Bind if needed and start accepting."""
     def close(self) -> None:

@@ -177,6 +177,18 @@ class HttptoolsServer(StreamServer):
         _log.debug("the pool is full: closed the longest-idle connection to make room for a "
                    "new one (%d so far)", self.evicted_idle)
 
+    def connection_stats(self) -> dict[str, int]:
+        """Return the connection figures, read on demand (for /metrics).
+
+        Returns:
+            ``open``: connections being served (the pool's slots in use); ``idle``: of those,
+            waiting for their next request; ``limit``: the pool's bound (0: unbounded);
+            ``evicted``: idle connections closed so far to make room for a new one.
+        """
+        pool = self._pool
+        return {"open": len(pool), "idle": len(self.idle_connections),
+                "limit": pool.size or 0, "evicted": self.evicted_idle}
+
     def handle(self, sock: Socket, address: Any) -> None:
         """Serve one accepted connection (runs in its own greenlet)."""
         # PERF: without TCP_NODELAY, Nagle holds a small answer back until the client's

@@ -150,3 +150,13 @@ class PywsgiServer(WSGIServer):
         if self._pool.size is not None:
             ensure_fd_limit(self._pool.size)
         super().start()
+
+    def connection_stats(self) -> dict[str, int]:
+        """Return the connection figures, read on demand (for /metrics).
+
+        As `HttptoolsServer.connection_stats`; ``idle`` counts the connections waiting for
+        a request line, and ``evicted`` is always 0 (a new client waits for a free slot).
+        """
+        pool = self._pool
+        return {"open": len(pool), "idle": sum(1 for conn in self.connections if conn.idle),
+                "limit": pool.size or 0, "evicted": 0}
