@@ -617,13 +617,13 @@ def test_multiprocess_mode_in_process(tmp_path: Path, monkeypatch: pytest.Monkey
     from prometheus_client import CollectorRegistry, generate_latest, values
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from brrt_actors import metrics as metrics_module
+    from brrt_actors import multiprocess_metrics
 
     value_class = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setattr(values, "ValueClass", value_class)
-    monkeypatch.setattr(metrics_module, "_SHARED", [])
-    monkeypatch.setattr(metrics_module, "SYNC_INTERVAL_S", 0.01)
+    monkeypatch.setattr(multiprocess_metrics, "_SHARED", [])
+    monkeypatch.setattr(multiprocess_metrics, "SYNC_INTERVAL_S", 0.01)
     app = create_app(PETSTORE, "handlers", environ=PETSTORE_ENV)
     connections = {"open": 3, "idle": 2, "limit": 100, "evicted": 4}
 
