@@ -185,7 +185,7 @@ def _actor_on_gevent_queue() -> tuple[Callable[[Any], Any], Callable[[], None]]:
     from brrt_actors.config import ActorSettings
 
     actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=int(DEADLINE_S * 1000)))
-    actor._mailbox = Queue(1024)  # type: ignore[assignment]
+    actor._mailbox = Queue(1024)  # gevent's Queue fits the Mailbox protocol
     actor._offer = actor._mailbox.put_nowait
     actor.start()
     return actor.ask, lambda: actor.stop(1.0)

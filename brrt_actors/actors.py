@@ -32,7 +32,7 @@ from gevent.hub import Waiter, get_hub
 
 from .config import ActorSettings
 from .errors import HTTPError
-from .mailbox import BoundedMailbox, Empty, Full
+from .mailbox import BoundedMailbox, Empty, Full, Mailbox
 
 if TYPE_CHECKING:
     from gevent._types import _Loop
@@ -123,7 +123,7 @@ class Actor:
         self.name = name
         self.settings = settings
         self._handler = handler
-        self._mailbox: BoundedMailbox[Any] = BoundedMailbox(settings.mailbox)
+        self._mailbox: Mailbox[Any] = BoundedMailbox(settings.mailbox)
         self._workers: list[Greenlet[[], None]] = []
         self._loop: _Loop | None = None
         self._accepting = False
