@@ -254,13 +254,7 @@ class Actor:
             HTTPError: 503 (mailbox full, or stopping), 504 (deadline passed), 500 (the
                 handler failed), or whatever HTTPError the handler raised.
         """
-        if not self._accepting:
-            raise self._refused()
-        envelope = _Envelope(request)
-        try:
-            self._offer(envelope)
-        except Full:
-            raise self._overloaded() from None
+        envelope = self._post(request)
         # PERF: one raw loop timer per request does both jobs of the deadline: wake this
         # greenlet, and cancel the handler if a worker runs it (`_expire`). A gevent.Timeout
         # around the handler in the worker as well costs ~2 us more per hop (a Timeout
@@ -286,13 +280,7 @@ class Actor:
 
     def _ask_forever(self, request: Request) -> Any:
         # `ask` without a deadline (deadline_ms = 0).
-        if not self._accepting:
-            raise self._refused()
-        envelope = _Envelope(request)
-        try:
-            self._offer(envelope)
-        except Full:
-            raise self._overloaded() from None
+        envelope = self._post(request)
         try:
             value = envelope.reply.get()
         except BaseException:  # this greenlet was killed: nobody waits any more
@@ -301,6 +289,17 @@ class Actor:
         if value is _FAILED:
             raise envelope.error
         return value
+
+    def _post(self, request: Request) -> _Envelope:
+        # Put `request` into the mailbox, or raise the 503 that says why it cannot go in.
+        if not self._accepting:
+            raise self._refused()
+        envelope = _Envelope(request)
+        try:
+            self._offer(envelope)
+        except Full:
+            raise self._overloaded() from None
+        return envelope
 
     def _put_blocking(self, envelope: _Envelope) -> None:
         self._mailbox.put(envelope, True, self._block_s)

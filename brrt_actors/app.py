@@ -71,7 +71,8 @@ class App:
 
     def __init__(self, spec: Spec, settings: Settings, router: Router[OperationPipeline],
                  actors: ActorSystem, builtins: Mapping[str, Builtin],
-                 effective: dict[str, Any], metrics: Metrics | None = None) -> None:
+                 effective: dict[str, Any], metrics: Metrics | None = None,
+                 own_providers: Iterable[SecurityProvider] = ()) -> None:
         self.spec = spec
         self.settings = settings
         self.router = router
@@ -81,6 +82,8 @@ class App:
         self._count_unmatched: Callable[[int], None] = (
             metrics.count_unmatched if metrics is not None else _ignore)
         self._builtins = dict(builtins)
+        # The security providers the app built (not those given to it): `stop` closes them.
+        self._own_providers = tuple(own_providers)
         self._stopping = False
         prefix = os.urandom(4).hex()
         counter = itertools.count(1)
@@ -103,9 +106,6 @@ class App:
             warm_up = getattr(provider, "warm_up", None)
             if warm_up is not None:
                 warm_up()
-
-    # The security providers the app built (`create_app` sets them); `stop` closes them.
-    _own_providers: tuple[SecurityProvider, ...] = ()
 
     def stop(self, grace_s: float | None = None) -> None:
         """Stop taking requests into the actors, drain their mailboxes, stop the workers.
@@ -290,9 +290,9 @@ def create_app(
     app_ref: list[App] = []
     builtins = build_builtins(effective, loaded.title, lambda: app_ref[0].ready,
                               metrics=metrics.endpoint if metrics is not None else None)
-    app = App(loaded, settings, router, actors, builtins, effective, metrics)
+    app = App(loaded, settings, router, actors, builtins, effective, metrics,
+              owned_providers(providers, security_providers))
     app_ref.append(app)
-    app._own_providers = owned_providers(providers, security_providers)
     actors.start()
     if metrics is not None:
         metrics.start()

@@ -13,6 +13,7 @@ the same functions (`brrt_actors.spec.formats`), so they agree on what is valid.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -107,21 +108,21 @@ def compile_validator(schema: dict[str, Any], *, pointer: str = "") -> SchemaVal
     key = json.dumps(schema, sort_keys=True, separators=(",", ":"), default=repr)
     validator = _CACHE.get(key)
     if validator is None:
-        inlined = _inline_refs(schema)
-        try:
-            check = _compile(inlined)
-        except _COMPILE_ERRORS as ex:
-            if inlined is schema:
-                raise SpecError([(pointer, f"the schema cannot be compiled: {ex}")]) from None
-            check = None  # NOTE: data that looks like a ref ("const": {"$ref": ...}) confuses
-            # fastjsonschema's ref walk once the definitions are gone: compile as written
-        if check is None:
-            try:
-                check = _compile(schema)
-            except _COMPILE_ERRORS as ex:
-                raise SpecError([(pointer, f"the schema cannot be compiled: {ex}")]) from None
-        validator = _CACHE[key] = SchemaValidator(schema, check)
+        validator = _CACHE[key] = SchemaValidator(schema, _compile_fast_path(schema, pointer))
     return validator
+
+
+def _compile_fast_path(schema: dict[str, Any], pointer: str) -> Callable[[Any], Any]:
+    inlined = _inline_refs(schema)
+    if inlined is not schema:
+        # NOTE: data that looks like a ref ("default": {"$ref": ...}) confuses fastjsonschema's
+        # ref walk once the definitions are gone: then the schema is compiled as written.
+        with contextlib.suppress(*_COMPILE_ERRORS):
+            return _compile(inlined)
+    try:
+        return _compile(schema)
+    except _COMPILE_ERRORS as ex:
+        raise SpecError([(pointer, f"the schema cannot be compiled: {ex}")]) from None
 
 
 _COMPILE_ERRORS = (JsonSchemaException, re.error, TypeError, KeyError)
