@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -11,6 +12,7 @@ import urllib.request
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
 
 
 def free_port() -> int:
@@ -45,3 +47,19 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the server did not answer {url} within {START_TIMEOUT_S:.0f} s")
+
+
+def stop(server: subprocess.Popen[bytes]) -> list[str]:
+    """Stop the server with SIGTERM (killed after STOP_TIMEOUT_S); return what went wrong.
+
+    Its exit code is then in ``server.returncode``; judging it is the caller's part.
+    """
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        return [f"the server did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM"]
+    return []

@@ -31,7 +31,6 @@ import argparse
 import os
 import resource
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,10 +40,9 @@ import time
 from pathlib import Path
 
 import psutil
-from _servers import HOST, can_pin, free_port, wait_healthy
+from _servers import HOST, can_pin, free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
-STOP_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 10.0
 REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 # Connections opened together: each batch connects, then sends, then reads every answer.
@@ -172,17 +170,6 @@ def _measure(args: argparse.Namespace, port: int, pid: int) -> dict[str, float]:
             sock.close()
 
 
-def _stop(server: subprocess.Popen[bytes]) -> list[str]:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-        return [f"the server did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM"]
-    return [] if server.returncode == 0 else [f"the server exited with {server.returncode}"]
-
-
 def main() -> int:
     args = _options()
     _raise_fd_limit(args.connections + args.samples + 256)
@@ -213,7 +200,9 @@ def main() -> int:
         except (OSError, RuntimeError) as ex:
             problems.append(f"{type(ex).__name__}: {ex}")
         finally:
-            problems += _stop(server)
+            problems += stop(server)
+            if server.returncode != 0:
+                problems.append(f"the server exited with {server.returncode}")
         if problems:
             log.seek(0)
             print("server log (end):", log.read().decode(errors="replace")[-2000:], sep="\n")

@@ -31,7 +31,6 @@ import argparse
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -41,11 +40,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _servers import HOST, can_pin, free_port, pinned, wait_healthy
+from _servers import HOST, can_pin, free_port, pinned, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-STOP_TIMEOUT_S = 30.0
 # Requests per second of one simulated user, when USERS is not given. Each user waits for
 # its answer before the next request, so its period (10 ms) must stay above the latency.
 # NOTE: every user is a greenlet in locust's one process; with many slow users (250 at
@@ -291,14 +289,8 @@ def main() -> int:
     finally:
         sampling.set()
         summary["rss_peak_kib"] = peak[0] or None
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            summary["server_exit"] = server.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            summary["server_exit"] = server.wait()
-            problems.append(f"the server did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM")
+        problems += stop(server)
+        summary["server_exit"] = server.returncode
         server_log.close()
     if summary["server_exit"] != 0:
         problems.append(f"the server exited with {summary['server_exit']} "
