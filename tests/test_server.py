@@ -38,6 +38,12 @@ def hello(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     return [b"hello"]
 
 
+def echo(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -173,11 +179,6 @@ def test_idle_keepalive_connection_is_closed(start: Callable[..., HTTPServer]) -
 
 
 def test_slow_but_active_upload_is_not_cut(start: Callable[..., HTTPServer]) -> None:
-    def echo(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
-        start_response("200 OK", [("Content-Length", str(len(body)))])
-        return [body]
-
     server = start(echo, keepalive_timeout_s=0.2)
     with connect(server) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n")
@@ -188,11 +189,6 @@ def test_slow_but_active_upload_is_not_cut(start: Callable[..., HTTPServer]) -> 
 
 
 def test_stalled_upload_is_cut(start: Callable[..., HTTPServer]) -> None:
-    def echo(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
-        start_response("200 OK", [("Content-Length", str(len(body)))])
-        return [body]
-
     server = start(echo, keepalive_timeout_s=0.2)
     with connect(server) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nab")
