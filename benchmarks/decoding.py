@@ -16,9 +16,9 @@ from typing import Any
 
 from _wsgi import environ
 
-from brrt_actors.body import BodyReader
-from brrt_actors.parameters import ParameterDecoder
 from brrt_actors.spec import load_spec
+from brrt_actors.stages.body import BodyReader
+from brrt_actors.stages.parameters import ParameterDecoder
 from brrt_actors.validation import compile_validator
 
 ROOT = Path(__file__).resolve().parent.parent

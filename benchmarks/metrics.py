@@ -24,8 +24,8 @@ from _wsgi import environ as _environ  # noqa: E402
 from prometheus_client import CollectorRegistry, Counter, Histogram  # noqa: E402
 
 from brrt_actors import create_app  # noqa: E402
-from brrt_actors.metrics import BUCKETS, OperationMetrics  # noqa: E402
-from brrt_actors.pipeline import _measured  # noqa: E402
+from brrt_actors.metrics.figures import BUCKETS, OperationMetrics  # noqa: E402
+from brrt_actors.stages import _measured  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, HTTPError, SpecError
-from .request import Principal, Request, UploadedFile
-from .response import Response
+from brrt_actors.errors import ConfigError, HTTPError, SpecError
+from brrt_actors.handler import Principal, Request, Response, UploadedFile
 
 if TYPE_CHECKING:
-    from .app import App, create_app
+    from brrt_actors.app import App, create_app
 
 __all__ = [
     "App",
@@ -34,7 +33,7 @@ def __getattr__(name: str) -> Any:
     # NOTE: the app (and with it gevent) is imported on first use, so that an entry point
     # can monkey-patch before anything gevent-related is imported.
     if name in ("App", "create_app"):
-        from . import app
+        from brrt_actors import app
 
         return getattr(app, name)
     raise AttributeError(f"module 'brrt_actors' has no attribute {name!r}")

@@ -30,15 +30,15 @@ import gevent
 from gevent import Greenlet, getcurrent
 from gevent.hub import Waiter, get_hub
 
-from .config import ActorSettings
-from .errors import HTTPError
-from .mailbox import BoundedMailbox, Empty, Full, Mailbox
+from brrt_actors.config import ActorSettings
+from brrt_actors.errors import HTTPError
+from brrt_actors.mailbox import BoundedMailbox, Empty, Full, Mailbox
 
 if TYPE_CHECKING:
     from gevent._types import _Loop
     from greenlet import greenlet
 
-    from .request import Request
+    from brrt_actors.handler import Request
 
 __all__ = ["Actor", "ActorSystem", "Handler", "HandlerTimeout"]
 

@@ -14,20 +14,25 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import validation
-from .actors import Actor, ActorSystem
-from .builtins import Builtin, build_builtins
-from .config import Settings, load_settings, resolve_actor_settings
-from .discovery import HandlersArg, missing_handlers_error, resolve_handlers
-from .effective import RUNTIME_STATUSES, effective_document
-from .errors import PROBLEM_CONTENT_TYPE, HTTPError, problem_body, status_title
-from .metrics import MULTIPROC_ENV, Metrics, build_metrics
-from .mock import build_mock_handler
-from .pipeline import OperationPipeline
-from .responses import Encoded, ResponseEncoder
-from .router import Router
-from .security import SecurityProvider, build_providers, build_security_check, owned_providers
-from .spec import Spec, load_spec
+from brrt_actors import validation
+from brrt_actors.actors import Actor, ActorSystem
+from brrt_actors.builtins import Builtin, build_builtins
+from brrt_actors.config import Settings, load_settings, resolve_actor_settings
+from brrt_actors.discovery import HandlersArg, missing_handlers_error, resolve_handlers
+from brrt_actors.errors import PROBLEM_CONTENT_TYPE, HTTPError, problem_body, status_title
+from brrt_actors.metrics.figures import MULTIPROC_ENV, Metrics, build_metrics
+from brrt_actors.mock import build_mock_handler
+from brrt_actors.router import Router
+from brrt_actors.security import (
+    SecurityProvider,
+    build_providers,
+    build_security_check,
+    owned_providers,
+)
+from brrt_actors.spec import Spec, load_spec
+from brrt_actors.spec.effective import RUNTIME_STATUSES, effective_document
+from brrt_actors.stages import OperationPipeline
+from brrt_actors.stages.response import Encoded, ResponseEncoder
 
 logger = logging.getLogger("brrt_actors")
 security_logger = logging.getLogger("brrt_actors.security")

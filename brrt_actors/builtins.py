@@ -15,7 +15,7 @@ from typing import Any
 import ujson
 import yaml
 
-from .responses import dumps
+from brrt_actors.stages.response import dumps
 
 # (status, headers, body) of a built-in answer.
 BuiltinAnswer = tuple[int, list[tuple[str, str]], bytes]
@@ -192,7 +192,7 @@ def build_builtins(document: dict[str, Any], title: str, is_ready: Callable[[], 
     """Return the built-in endpoints by path (all answer GET and HEAD).
 
     Args:
-        metrics: the /metrics endpoint (`brrt_actors.metrics.Metrics.endpoint`), if on.
+        metrics: the /metrics endpoint (`brrt_actors.metrics.figures.Metrics.endpoint`), if on.
     """
     json_type = ("Content-Type", "application/json")
     no_store = ("Cache-Control", "no-store")

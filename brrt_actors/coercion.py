@@ -21,7 +21,7 @@ from typing import Any
 
 import ujson
 
-from .spec.model import JSONSchema
+from brrt_actors.spec.model import JSONSchema
 
 __all__ = [
     "Coercer",

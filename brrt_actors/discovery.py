@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import SpecError
-from .spec.model import Operation
+from brrt_actors.errors import SpecError
+from brrt_actors.spec.model import Operation
 
 Handler = Callable[..., Any]
 HandlersArg = str | Path | ModuleType | Mapping[str, Handler] | None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .errors import SpecError
+from brrt_actors.errors import SpecError
 
 T = TypeVar("T")
 

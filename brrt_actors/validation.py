@@ -23,10 +23,10 @@ from typing import Any
 import fastjsonschema
 from fastjsonschema import JsonSchemaException, JsonSchemaValueException
 
-from .errors import SpecError
-from .spec.formats import FASTJSONSCHEMA_FORMATS, FORMAT_CHECKS
-from .spec.refs import escape
-from .spec.schema import DRAFT07
+from brrt_actors.errors import SpecError
+from brrt_actors.spec.formats import FASTJSONSCHEMA_FORMATS, FORMAT_CHECKS
+from brrt_actors.spec.refs import escape
+from brrt_actors.spec.schema import DRAFT07
 
 # SECURITY: a body with thousands of errors gets a bounded answer (and bounded work).
 MAX_ERRORS = 100

@@ -18,7 +18,7 @@ from gevent.event import Event
 
 from brrt_actors import HTTPError, Request, Response, create_app
 from brrt_actors.app import App
-from brrt_actors.server import HTTPServer
+from brrt_actors.entrypoints.server import HTTPServer
 from brrt_actors.testing import Client, TestResponse
 
 SPECS = Path(__file__).resolve().parent / "specs"

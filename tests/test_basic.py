@@ -12,7 +12,7 @@ import pytest
 from brrt_actors import Request, create_app
 from brrt_actors.security import BasicProvider
 from brrt_actors.security.basic import PasswordHash, hash_password, parse_password_hash
-from brrt_actors.security.errors import InvalidCredentials
+from brrt_actors.security.credentials import InvalidCredentials
 from brrt_actors.testing import Client
 
 TEST_SPECS = Path(__file__).resolve().parent / "specs"

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from brrt_actors.body import BodyReader
 from brrt_actors.errors import HTTPError
-from brrt_actors.request import UploadedFile
+from brrt_actors.handler import UploadedFile
 from brrt_actors.spec.model import MediaType, RequestBody
+from brrt_actors.stages.body import BodyReader
 
 PET = {
     "type": "object",

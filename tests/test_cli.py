@@ -542,7 +542,7 @@ def test_entry_point_runs_gevent_plugins_like_gevent(tmp_path: Path) -> None:
 # -- the same library functions, in process ------------------------------------------------
 
 def test_run_check_and_routes_in_process(capsys: pytest.CaptureFixture[str]) -> None:
-    from brrt_actors import cli
+    from brrt_actors.entrypoints import cli
 
     spec = str(ROOT / PETSTORE)
     assert cli.run(["check", spec]) == 0
@@ -554,7 +554,7 @@ def test_run_check_and_routes_in_process(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_run_serve_refuses_in_process(capsys: pytest.CaptureFixture[str]) -> None:
-    from brrt_actors import cli
+    from brrt_actors.entrypoints import cli
 
     assert cli.run(["serve", str(TEST_SPECS / "discovery.yaml"), "--port", "0"]) == 1
     err = capsys.readouterr().err
@@ -566,7 +566,8 @@ def test_run_serve_refuses_in_process(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_serve_spec_port_in_use_stops_the_actors(monkeypatch: pytest.MonkeyPatch) -> None:
-    from brrt_actors import ConfigError, app, runner
+    from brrt_actors import ConfigError, app
+    from brrt_actors.entrypoints import commands as runner
 
     built: list[Any] = []
     real = app.create_app
@@ -591,7 +592,7 @@ def test_serve_spec_port_in_use_stops_the_actors(monkeypatch: pytest.MonkeyPatch
 # -- token and hash-password, in process -----------------------------------------------------
 
 def test_make_token_carries_iss_and_aud(tmp_path: Path) -> None:
-    from brrt_actors import runner
+    from brrt_actors.entrypoints import commands as runner
 
     config = tmp_path / "config.yaml"
     config.write_text("security:\n  bearer:\n    BearerAuth: {secret: in-process-secret-"
@@ -605,7 +606,8 @@ def test_make_token_carries_iss_and_aud(tmp_path: Path) -> None:
 
 
 def test_make_token_unknown_scheme_in_spec() -> None:
-    from brrt_actors import ConfigError, runner
+    from brrt_actors import ConfigError
+    from brrt_actors.entrypoints import commands as runner
 
     with pytest.raises(ConfigError, match="the spec has no security scheme 'Nope'"):
         runner.make_token("Nope", spec=ROOT / PETSTORE, environ={})
@@ -615,7 +617,8 @@ def test_hash_password_prompts_twice_on_a_terminal(monkeypatch: pytest.MonkeyPat
     import getpass
     import io
 
-    from brrt_actors import ConfigError, runner
+    from brrt_actors import ConfigError
+    from brrt_actors.entrypoints import commands as runner
     from brrt_actors.security.basic import parse_password_hash
 
     class Terminal(io.StringIO):

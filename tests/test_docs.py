@@ -20,7 +20,7 @@ import yaml
 
 from brrt_actors import create_app
 from brrt_actors.app import App
-from brrt_actors.server import HTTPServer
+from brrt_actors.entrypoints.server import HTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"

@@ -19,7 +19,7 @@ import pytest
 from gevent.event import Event
 
 from brrt_actors.engine import ENGINES
-from brrt_actors.server import HTTPServer
+from brrt_actors.entrypoints.server import HTTPServer
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]

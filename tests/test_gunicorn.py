@@ -1,5 +1,5 @@
-"""Multi-process serving: `brrt serve --workers N` and `gunicorn -k brrt_actors.gunicorn.Worker`,
-as real processes on 127.0.0.1; plus the in-process parts of brrt_actors.gunicorn."""
+"""Multi-process serving: `brrt serve --workers N` and `gunicorn -k brrt_actors.entrypoints.gunicorn.Worker`,
+as real processes on 127.0.0.1; plus the in-process parts of brrt_actors.entrypoints.gunicorn."""
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +25,8 @@ import ujson
 from gunicorn.config import Config
 
 from brrt_actors import ConfigError
-from brrt_actors.gunicorn import (
+from brrt_actors.entrypoints.commands import check_spec
+from brrt_actors.entrypoints.gunicorn import (
     AppFactory,
     SpecApplication,
     Worker,
@@ -33,7 +34,6 @@ from brrt_actors.gunicorn import (
     app_from_env,
     child_exit,
 )
-from brrt_actors.runner import check_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
@@ -170,7 +170,7 @@ def brrt_serve(*args: str) -> list[str]:
 
 
 def gunicorn(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "-k", "brrt_actors.gunicorn.Worker",
+    return [sys.executable, "-m", "gunicorn", "-k", "brrt_actors.entrypoints.gunicorn.Worker",
             "-b", "127.0.0.1:0", *NO_CONTROL_SOCKET, *args]
 
 
@@ -425,7 +425,7 @@ def test_gunicorn_reload_restarts_the_worker_on_change(
 
 
 @pytest.mark.parametrize("target", [
-    "brrt_actors.gunicorn:app_from_env()",
+    "brrt_actors.entrypoints.gunicorn:app_from_env()",
     'brrt_actors:create_app("specs/petstore.yaml", "handlers", '
     'config_file="specs/petstore.config.yaml")',
 ])
@@ -447,14 +447,14 @@ def test_gunicorn_refuses_preload_of_a_brrt_app() -> None:
     env = environment(BRRTR_SPEC="specs/petstore.yaml", BRRTR_HANDLERS="handlers",
                       BRRTR_CONFIG="specs/petstore.config.yaml")
     done = subprocess.run(
-        [*gunicorn("--preload", "brrt_actors.gunicorn:app_from_env()")], cwd=ROOT, env=env,
+        [*gunicorn("--preload", "brrt_actors.entrypoints.gunicorn:app_from_env()")], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 3  # gunicorn's "worker failed to boot"
     assert "drop --preload" in done.stderr
 
 
 def test_gunicorn_worker_boot_error_is_one_clean_line() -> None:
-    done = subprocess.run(gunicorn("brrt_actors.gunicorn:app_from_env()"), cwd=ROOT,
+    done = subprocess.run(gunicorn("brrt_actors.entrypoints.gunicorn:app_from_env()"), cwd=ROOT,
                           env=environment(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert "cannot start: BRRTR_SPEC: is not set" in done.stderr
@@ -501,7 +501,7 @@ def test_spec_application_configures_gunicorn_from_settings(
     cfg = application.cfg
     assert cfg.bind == ["[::1]:9999"]
     assert cfg.workers == 3
-    assert cfg.worker_class_str == "brrt_actors.gunicorn.Worker"
+    assert cfg.worker_class_str == "brrt_actors.entrypoints.gunicorn.Worker"
     assert cfg.graceful_timeout == 10  # the drain, plus time to exit before SIGKILL
     assert cfg.worker_connections == 321
     assert cfg.accesslog is None

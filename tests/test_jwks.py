@@ -20,7 +20,7 @@ from jwt.utils import der_to_raw_signature
 from brrt_actors import create_app
 from brrt_actors.security import jwks as jwks_module
 from brrt_actors.security._redact import safe_url
-from brrt_actors.security.errors import InvalidCredentials
+from brrt_actors.security.credentials import InvalidCredentials
 from brrt_actors.security.jwks import JWKSKeySource, check_key_url
 from brrt_actors.security.jwt import JWTBearerProvider, JWTSettings, mint_token
 from brrt_actors.testing import Client

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from brrt_actors.request import Principal
-from brrt_actors.security.errors import InvalidCredentials
+from brrt_actors.handler import Principal
+from brrt_actors.security.credentials import InvalidCredentials
 from brrt_actors.security.jwt import (
     HMAC_ALGORITHMS,
     PUBLIC_KEY_ALGORITHMS,

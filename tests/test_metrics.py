@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from brrt_actors import ConfigError, HTTPError, create_app
 from brrt_actors.app import App
 from brrt_actors.config import load_settings
-from brrt_actors.metrics import BUCKETS, OperationMetrics, build_metrics
-from brrt_actors.pipeline import _measured
+from brrt_actors.entrypoints.server import HTTPServer
+from brrt_actors.metrics.figures import BUCKETS, OperationMetrics, build_metrics
 from brrt_actors.security.jwt import mint_token
-from brrt_actors.server import HTTPServer
+from brrt_actors.stages import _measured
 from brrt_actors.testing import Client, TestResponse
 
 PETSTORE = ROOT / "specs" / "petstore.yaml"
@@ -378,7 +378,7 @@ def test_connection_families_add_up_the_watched_servers(petstore: App) -> None:
 
 
 def test_brrt_serve_shows_its_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    from brrt_actors import runner
+    from brrt_actors.entrypoints import commands as runner
 
     # NOTE: `brrt serve` as it runs, except that it returns once serving, for the test to
     # talk to the server it built and wired to the app.
@@ -617,7 +617,7 @@ def test_multiprocess_mode_in_process(tmp_path: Path, monkeypatch: pytest.Monkey
     from prometheus_client import CollectorRegistry, generate_latest, values
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from brrt_actors import multiprocess_metrics
+    from brrt_actors.metrics import multiprocess as multiprocess_metrics
 
     value_class = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))

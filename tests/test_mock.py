@@ -9,9 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
+from brrt_actors.handler import Request, Response, is_stream
 from brrt_actors.mock import MockError, build_mock_handler, generate_value
-from brrt_actors.request import Request
-from brrt_actors.response import Response, is_stream
 from brrt_actors.spec.model import MediaType, Operation, ResponseSpec
 
 FORMATS = FormatChecker()

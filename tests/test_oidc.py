@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gevent.pywsgi import WSGIServer
 from jwt.algorithms import RSAAlgorithm
 
-from brrt_actors.security.errors import InvalidCredentials
+from brrt_actors.security.credentials import InvalidCredentials
 from brrt_actors.security.jwt import JWTBearerProvider, JWTSettings, mint_token
 from brrt_actors.security.oidc import OIDCKeySource, build_oidc_provider
 

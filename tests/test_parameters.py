@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from brrt_actors.errors import SpecError
-from brrt_actors.parameters import ParameterDecoder, parse_cookies, parse_query
 from brrt_actors.spec.model import MISSING, Parameter
+from brrt_actors.stages.parameters import ParameterDecoder, parse_cookies, parse_query
 
 _DEFAULT_STYLE = {"path": "simple", "query": "form", "header": "simple", "cookie": "form"}
 

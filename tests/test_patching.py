@@ -8,7 +8,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-from brrt_actors.patching import _scan_dist_info
+from brrt_actors.entrypoints.patching import _scan_dist_info
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_places_only_importlib_metadata_reads_give_up_the_scan(tmp_path: Path) -
 _PROBE = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
-    from brrt_actors.patching import patch_all
+    from brrt_actors.entrypoints.patching import patch_all
     patch_all()
     import socket, recorder
     from gevent import monkey

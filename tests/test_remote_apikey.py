@@ -16,7 +16,7 @@ from gevent.pywsgi import WSGIServer
 
 from brrt_actors import Request, create_app
 from brrt_actors.security import RemoteApiKeyProvider
-from brrt_actors.security.errors import InvalidCredentials
+from brrt_actors.security.credentials import InvalidCredentials
 from brrt_actors.security.remote_apikey import RemoteApiKeySettings
 from brrt_actors.spec.model import SecurityScheme
 from brrt_actors.testing import Client

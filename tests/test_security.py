@@ -24,8 +24,8 @@ from brrt_actors.security import (
     registered_providers,
     unregister_provider,
 )
-from brrt_actors.security.config import DEV_API_KEY, DEV_JWT_SECRET, DEV_PASSWORD, DEV_USER
 from brrt_actors.security.jwt import mint_token
+from brrt_actors.security.resolve import DEV_API_KEY, DEV_JWT_SECRET, DEV_PASSWORD, DEV_USER
 from brrt_actors.spec import load_spec
 from brrt_actors.testing import Client, TestResponse
 

@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from brrt_actors import ConfigError, Request, create_app
 from brrt_actors.config import load_settings
-from brrt_actors.security.config import (
+from brrt_actors.security.jwt import JWTSettings, mint_token
+from brrt_actors.security.remote_apikey import RemoteApiKeySettings
+from brrt_actors.security.resolve import (
     ASYMMETRIC_ALGORITHMS,
     RSA_ALGORITHMS,
     ApiKeySettings,
@@ -25,8 +27,6 @@ from brrt_actors.security.config import (
     SecurityConfig,
     resolve_security,
 )
-from brrt_actors.security.jwt import JWTSettings, mint_token
-from brrt_actors.security.remote_apikey import RemoteApiKeySettings
 from brrt_actors.spec import load_spec
 from brrt_actors.testing import Client
 

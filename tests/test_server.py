@@ -25,8 +25,8 @@ from gevent.event import Event
 
 from brrt_actors.config import load_settings
 from brrt_actors.engine import ENGINES
+from brrt_actors.entrypoints.server import HTTPServer
 from brrt_actors.errors import ConfigError
-from brrt_actors.server import HTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 StartResponse = Callable[..., Any]
@@ -407,7 +407,7 @@ _SERVE_SCRIPT = """
 import logging, sys
 from gevent import monkey; monkey.patch_all()
 import gevent
-from brrt_actors.server import HTTPServer
+from brrt_actors.entrypoints.server import HTTPServer
 
 def app(environ, start_response):
     gevent.sleep(0.4 if environ["PATH_INFO"] == "/slow" else 30)
@@ -480,7 +480,7 @@ def test_second_signal_stops_at_once(
 
 
 def test_refuses_to_start_in_an_unpatched_process() -> None:
-    script = ("from brrt_actors.server import HTTPServer\n"
+    script = ("from brrt_actors.entrypoints.server import HTTPServer\n"
               "HTTPServer(lambda e, s: [], host='127.0.0.1', port=0).start()\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=_child_env(),
                           capture_output=True, text=True, timeout=10)

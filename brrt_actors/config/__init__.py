@@ -14,14 +14,14 @@ variable and value parser), `file` (the YAML config file), `load` (`load_setting
 """
 from __future__ import annotations
 
-from .load import load_settings
-from .operations import (
+from brrt_actors.config.load import load_settings
+from brrt_actors.config.operations import (
     actor_settings_for,
     check_operation_env,
     env_suffix,
     resolve_actor_settings,
 )
-from .settings import (
+from brrt_actors.config.settings import (
     HTTP_ENGINES,
     POLICIES,
     RESPONSE_VALIDATION_MODES,

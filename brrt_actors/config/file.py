@@ -13,8 +13,7 @@ from typing import Any, Final
 
 import yaml
 
-from ..errors import Problem
-from .knobs import (
+from brrt_actors.config.knobs import (
     ACTOR_KNOB_BY_NAME,
     RESPONSES_KNOB,
     SERVER_KNOB_BY_NAME,
@@ -22,6 +21,7 @@ from .knobs import (
     describe,
     parse_knob,
 )
+from brrt_actors.errors import Problem
 
 __all__ = ["FILE_SECTIONS", "ConfigFile", "read_config_file"]
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..errors import Problem
-from .settings import HTTP_ENGINES, POLICIES, RESPONSE_VALIDATION_MODES
+from brrt_actors.config.settings import HTTP_ENGINES, POLICIES, RESPONSE_VALIDATION_MODES
+from brrt_actors.errors import Problem
 
 __all__ = [
     "ACTOR_KNOBS",

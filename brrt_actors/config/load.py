@@ -4,9 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError, Problem
-from .file import read_config_file
-from .knobs import (
+from brrt_actors.config.file import read_config_file
+from brrt_actors.config.knobs import (
     ACTOR_KNOBS,
     NO_STACK,
     PER_OPERATION_PREFIXES,
@@ -18,7 +17,8 @@ from .knobs import (
     parse_knob,
     per_operation_knob,
 )
-from .settings import ActorSettings, Settings
+from brrt_actors.config.settings import ActorSettings, Settings
+from brrt_actors.errors import ConfigError, Problem
 
 __all__ = ["load_settings"]
 

@@ -19,8 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import ConfigError, Problem
-from .knobs import (
+from brrt_actors.config.knobs import (
     ACTOR_KNOB_BY_NAME,
     ACTOR_KNOBS,
     NO_STACK,
@@ -29,10 +28,11 @@ from .knobs import (
     env_value,
     parse_knob,
 )
-from .settings import ActorPlan, ActorSettings, Settings
+from brrt_actors.config.settings import ActorPlan, ActorSettings, Settings
+from brrt_actors.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
-    from ..spec.model import Operation
+    from brrt_actors.spec.model import Operation
 
 __all__ = ["actor_settings_for", "check_operation_env", "env_suffix",
            "resolve_actor_settings"]

@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..engine import ENGINES
-from ..errors import Problem
+from brrt_actors.engine import ENGINES
+from brrt_actors.errors import Problem
 
 __all__ = ["HTTP_ENGINES", "POLICIES", "RESPONSE_VALIDATION_MODES", "ActorPlan",
            "ActorSettings", "Settings"]

@@ -1,6 +1,6 @@
 """The HTTP engines: what turns sockets into WSGI calls.
 
-Two engines serve the same WSGI app behind `brrt_actors.server.HTTPServer`:
+Two engines serve the same WSGI app behind `brrt_actors.entrypoints.server.HTTPServer`:
 
 - ``httptools`` (default, `HttptoolsServer`): gevent's StreamServer and httptools' C parser
   (llhttp), with its own keep-alive, pipelining, limits (413/414/431), header-read and stall

@@ -27,7 +27,7 @@ import httptools
 from gevent import GreenletExit
 
 from brrt_actors.engine import wire
-from brrt_actors.engine.body import NO_BODY, BodyReadError, Input, Message
+from brrt_actors.engine.message import NO_BODY, BodyReadError, Input, Message
 
 if TYPE_CHECKING:
     from gevent.socket import socket as Socket

@@ -9,7 +9,7 @@ Everything is deterministic (no randomness): the same spec always gives the same
 """
 from __future__ import annotations
 
-from .handler import MockHandler, build_mock_handler
-from .values import MockError, generate_value
+from brrt_actors.mock.handler import MockHandler, build_mock_handler
+from brrt_actors.mock.values import MockError, generate_value
 
 __all__ = ["MockError", "MockHandler", "build_mock_handler", "generate_value"]

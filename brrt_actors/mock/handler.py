@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import ujson
 
-from ..response import Response
-from ..spec.model import MISSING, MediaType, Operation, ResponseSpec
-from ..validation import compile_validator
-from .values import MockError, generate_value
+from brrt_actors.handler import Response
+from brrt_actors.mock.values import MockError, generate_value
+from brrt_actors.spec.model import MISSING, MediaType, Operation, ResponseSpec
+from brrt_actors.validation import compile_validator
 
 if TYPE_CHECKING:
-    from ..request import Request
+    from brrt_actors.handler import Request
 
 MockHandler = Callable[["Request"], Response]
 

@@ -13,8 +13,8 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
 
-from ..spec.model import JSONSchema
-from .patterns import from_pattern, search
+from brrt_actors.mock.patterns import from_pattern, search
+from brrt_actors.spec.model import JSONSchema
 
 # From the second expansion of a `$ref` on one path on, optional parts (optional properties,
 # items beyond minItems) are left out, so recursive schemas show one level and stop.

@@ -18,12 +18,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ..errors import ConfigError, HTTPError, Problem
-from ..request import Principal
-from ..spec.model import SecurityRequirements, SecurityScheme
-from .apikey import ApiKeyProvider, api_key_challenge
-from .basic import BasicProvider, basic_challenge
-from .config import (
+from brrt_actors.errors import ConfigError, HTTPError, Problem
+from brrt_actors.handler import Principal
+from brrt_actors.security.apikey import ApiKeyProvider, api_key_challenge
+from brrt_actors.security.basic import BasicProvider, basic_challenge
+from brrt_actors.security.credentials import InvalidCredentials
+from brrt_actors.security.remote_apikey import RemoteApiKeyProvider, RemoteApiKeySettings
+from brrt_actors.security.resolve import (
     ApiKeySettings,
     BasicSettings,
     OIDCSettings,
@@ -33,8 +34,7 @@ from .config import (
     resolve_security,
     scheme_kind,
 )
-from .errors import InvalidCredentials
-from .remote_apikey import RemoteApiKeyProvider, RemoteApiKeySettings
+from brrt_actors.spec.model import SecurityRequirements, SecurityScheme
 
 __all__ = ["ApiKeyProvider", "BasicProvider", "InvalidCredentials", "RejectAll",
            "RemoteApiKeyProvider", "SecurityCheck", "SecurityProvider", "build_providers",
@@ -136,12 +136,12 @@ def _provider(scheme: SecurityScheme, settings: SchemeSettings) -> SecurityProvi
     if isinstance(settings, BasicSettings):
         return BasicProvider(scheme.name, settings.users, cache_ttl_s=settings.cache_ttl_s)
     if isinstance(settings, OIDCSettings):
-        from .oidc import build_oidc_provider
+        from brrt_actors.security.oidc import build_oidc_provider
 
         provider: SecurityProvider = build_oidc_provider(scheme.name, settings.discovery_url,
                                                          settings.jwt)
         return provider
-    from .jwt import JWTBearerProvider
+    from brrt_actors.security.jwt import JWTBearerProvider
 
     return JWTBearerProvider(scheme.name, settings)
 

@@ -21,10 +21,10 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
-from .errors import InvalidCredentials
+from brrt_actors.security.credentials import InvalidCredentials
 
 if TYPE_CHECKING:
-    from .settings import JWTSettings
+    from brrt_actors.security.scheme_settings import JWTSettings
 
 __all__ = ["Decoder", "load_public_key"]
 

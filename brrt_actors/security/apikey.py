@@ -5,10 +5,9 @@ import hmac
 from collections.abc import Iterable
 from typing import Any
 
-from ..request import Principal
-from ..spec.model import SecurityScheme
-from .credentials import key_reader, redact
-from .errors import InvalidCredentials
+from brrt_actors.handler import Principal
+from brrt_actors.security.credentials import InvalidCredentials, key_reader, redact
+from brrt_actors.spec.model import SecurityScheme
 
 __all__ = ["ApiKeyProvider", "api_key_challenge"]
 

@@ -20,9 +20,8 @@ from typing import Any
 
 import gevent
 
-from ..request import Principal
-from .credentials import redact
-from .errors import InvalidCredentials
+from brrt_actors.handler import Principal
+from brrt_actors.security.credentials import InvalidCredentials, redact
 
 __all__ = ["ALGORITHMS", "BasicProvider", "PasswordHash", "basic_challenge", "hash_password",
            "parse_password_hash"]

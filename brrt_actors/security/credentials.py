@@ -1,12 +1,12 @@
-"""Reading credentials out of a WSGI environ, and keeping them out of logs."""
+"""Reading credentials out of a WSGI environ, keeping them out of logs, and the error for bad ones."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from ..parameters import parse_cookies, parse_query, unquote_query
+from brrt_actors.stages.parameters import parse_cookies, parse_query, unquote_query
 
-__all__ = ["key_reader", "redact"]
+__all__ = ["InvalidCredentials", "key_reader", "redact"]
 
 KeyReader = Callable[[dict[str, Any]], "str | None"]
 
@@ -59,3 +59,19 @@ def key_reader(location: str, name: str) -> KeyReader:
         return values[0] if values else None
 
     return from_cookie
+
+class InvalidCredentials(Exception):
+    """Credentials for the provider's own scheme were presented but are invalid.
+
+    Args:
+        category: a short, client-safe word ("invalid_token", "expired", ...).
+        detail: what went wrong, for the log only; never holds the credential in clear.
+    """
+
+    def __init__(self, category: str, detail: str = "") -> None:
+        super().__init__(category, detail)
+        self.category = category
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.detail}" if self.detail else self.category

@@ -32,9 +32,9 @@ import gevent.event
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from ._redact import safe_url
-from .errors import InvalidCredentials
-from .settings import LOCAL_HOSTS, check_key_url
+from brrt_actors.security._redact import safe_url
+from brrt_actors.security.credentials import InvalidCredentials
+from brrt_actors.security.scheme_settings import LOCAL_HOSTS, check_key_url
 
 __all__ = ["JWKSKeySource", "RemoteDocument", "check_key_algorithms", "check_key_url"]
 

@@ -19,16 +19,19 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..request import Principal
-from ._redact import fingerprint
-from .credentials import key_reader
-from .errors import InvalidCredentials
-from .settings import JWT_HMAC_ALGORITHMS, JWT_PUBLIC_KEY_ALGORITHMS, JWTSettings
+from brrt_actors.handler import Principal
+from brrt_actors.security._redact import fingerprint
+from brrt_actors.security.credentials import InvalidCredentials, key_reader
+from brrt_actors.security.scheme_settings import (
+    JWT_HMAC_ALGORITHMS,
+    JWT_PUBLIC_KEY_ALGORITHMS,
+    JWTSettings,
+)
 
 if TYPE_CHECKING:
     from jwt.algorithms import AllowedPrivateKeys
 
-    from ._verify import Decoder
+    from brrt_actors.security._verify import Decoder
 
 __all__ = ["HMAC_ALGORITHMS", "PUBLIC_KEY_ALGORITHMS", "JWTBearerProvider", "JWTSettings",
            "KeySource", "bearer_challenge", "mint_token"]
@@ -104,7 +107,7 @@ class JWTBearerProvider:
         if key_source is None and settings.jwks_url is not None:
             # PERF: jwks imports pyjwt (~45 ms of the start, benchmarks/start_time.py); only
             # a scheme with a JWK Set URL loads it here.
-            from .jwks import JWKSKeySource
+            from brrt_actors.security.jwks import JWKSKeySource
 
             key_source = JWKSKeySource(
                 settings.jwks_url, ttl_s=settings.jwks_cache_ttl_s,
@@ -128,7 +131,7 @@ class JWTBearerProvider:
         else:
             # NOTE: a PEM key is checked now (a bad one stops the start), so pyjwt and
             # cryptography load at build for such a scheme.
-            from ._verify import load_public_key
+            from brrt_actors.security._verify import load_public_key
 
             self._key = load_public_key(scheme_name, settings)
 
@@ -214,7 +217,7 @@ class JWTBearerProvider:
         # PERF: pyjwt and cryptography load on the scheme's first token, not at start:
         # ~45 ms of the pet store's start (benchmarks/start_time.py). That first token
         # pays them once per process.
-        from ._verify import Decoder
+        from brrt_actors.security._verify import Decoder
 
         return Decoder(self.settings)
 

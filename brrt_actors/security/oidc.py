@@ -10,10 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from ._redact import safe_url
-from .errors import InvalidCredentials
-from .jwks import JWKSKeySource, RemoteDocument, check_key_algorithms, check_key_url
-from .jwt import JWTBearerProvider, JWTSettings
+from brrt_actors.security._redact import safe_url
+from brrt_actors.security.credentials import InvalidCredentials
+from brrt_actors.security.jwks import (
+    JWKSKeySource,
+    RemoteDocument,
+    check_key_algorithms,
+    check_key_url,
+)
+from brrt_actors.security.jwt import JWTBearerProvider, JWTSettings
 
 __all__ = ["OIDCKeySource", "build_oidc_provider"]
 

@@ -27,11 +27,10 @@ import gevent
 import ujson
 from gevent.event import AsyncResult
 
-from ..request import Principal
-from ..spec.model import SecurityScheme
-from .apikey import api_key_challenge
-from .credentials import key_reader, redact
-from .errors import InvalidCredentials
+from brrt_actors.handler import Principal
+from brrt_actors.security.apikey import api_key_challenge
+from brrt_actors.security.credentials import InvalidCredentials, key_reader, redact
+from brrt_actors.spec.model import SecurityScheme
 
 __all__ = ["RemoteApiKeyProvider", "RemoteApiKeySettings"]
 

@@ -1,8 +1,8 @@
 """Loading OpenAPI documents: references, schema translation, the operation model."""
 from __future__ import annotations
 
-from .loader import load_spec, load_spec_document
-from .model import (
+from brrt_actors.spec.loader import load_spec, load_spec_document
+from brrt_actors.spec.model import (
     MISSING,
     MediaType,
     Operation,

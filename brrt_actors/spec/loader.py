@@ -13,8 +13,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import SpecError
-from .model import (
+from brrt_actors.errors import SpecError
+from brrt_actors.spec.model import (
     MISSING,
     MediaType,
     Operation,
@@ -25,10 +25,10 @@ from .model import (
     SecurityScheme,
     Spec,
 )
-from .problems import Problems
-from .reader import load_spec_document
-from .refs import Documents, Location, child, escape
-from .schema import REQUEST, RESPONSE, SchemaTranslator
+from brrt_actors.spec.problems import Problems
+from brrt_actors.spec.reader import load_spec_document
+from brrt_actors.spec.refs import Documents, Location, child, escape
+from brrt_actors.spec.schema import REQUEST, RESPONSE, SchemaTranslator
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 STYLES: dict[str, tuple[str, ...]] = {
@@ -524,7 +524,7 @@ class _Builder:
 
     def compile(self, spec: Spec) -> None:
         # NOTE: imported here: brrt_actors.validation imports this package.
-        from ..validation import compile_validator
+        from brrt_actors.validation import compile_validator
 
         def compile_one(schema: dict[str, Any] | None, pointer: str) -> None:
             if schema is not None:

@@ -1,7 +1,7 @@
 """Collecting what is wrong with a document, so that one `SpecError` can list all of it."""
 from __future__ import annotations
 
-from ..errors import Problem, SpecError
+from brrt_actors.errors import Problem, SpecError
 
 
 class Problems:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import SpecError
+from brrt_actors.errors import SpecError
 
 try:
     # PERF: libyaml's parser reads the pet store about 8x faster than the pure-Python one.

@@ -10,9 +10,9 @@ import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..errors import SpecError
-from .problems import Problems
-from .reader import load_spec_document
+from brrt_actors.errors import SpecError
+from brrt_actors.spec.problems import Problems
+from brrt_actors.spec.reader import load_spec_document
 
 Location = tuple[str, str]  # (absolute file path, escaped JSON pointer; "" is the whole file)
 

@@ -20,10 +20,10 @@ import os
 import re
 from typing import Any
 
-from .formats import INTEGER_RANGES, is_known
-from .model import JSONSchema
-from .problems import Problems
-from .refs import Documents, Location, child, unescape
+from brrt_actors.spec.formats import INTEGER_RANGES, is_known
+from brrt_actors.spec.model import JSONSchema
+from brrt_actors.spec.problems import Problems
+from brrt_actors.spec.refs import Documents, Location, child, unescape
 
 DRAFT07 = "http://json-schema.org/draft-07/schema#"
 REQUEST = "request"

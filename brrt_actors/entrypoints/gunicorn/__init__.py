@@ -2,7 +2,7 @@
 
 Two ways in, one worker class:
 
-- ``gunicorn -k brrt_actors.gunicorn.Worker 'module:app'``, for people who run gunicorn
+- ``gunicorn -k brrt_actors.entrypoints.gunicorn.Worker 'module:app'``, for people who run gunicorn
   already, with any WSGI app: a brrt_actors app (`app_from_env`, or
   ``'brrt_actors:create_app("openapi.yaml", "handlers")'``) or any other WSGI callable.
 - ``brrt serve SPEC --workers N`` (or ``BRRTR_WORKERS=N``, or ``server.workers`` in the
@@ -42,15 +42,15 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers import base
 
-from .errors import ConfigError, StartError
+from brrt_actors.errors import ConfigError, StartError
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
     from gevent.event import Event
 
-    from .app import App
-    from .server import HTTPServer
+    from brrt_actors.app import App
+    from brrt_actors.entrypoints.server import HTTPServer
 
 __all__ = ["AppFactory", "SpecApplication", "Worker", "app_from_env", "child_exit", "main",
            "serve_workers"]
@@ -62,10 +62,10 @@ SPEC_ENV = "BRRTR_SPEC"
 HANDLERS_ENV = "BRRTR_HANDLERS"
 CONFIG_ENV = "BRRTR_CONFIG"
 MOCK_ENV = "BRRTR_MOCK"
-# NOTE: the same as brrt_actors.metrics.MULTIPROC_ENV; importing that module here would
+# NOTE: the same as brrt_actors.metrics.figures.MULTIPROC_ENV; importing that module here would
 # import prometheus_client into the arbiter.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-WORKER_CLASS = "brrt_actors.gunicorn.Worker"
+WORKER_CLASS = "brrt_actors.entrypoints.gunicorn.Worker"
 
 # NOTE: a worker drains for at most gunicorn's graceful_timeout minus this, so that it
 # has exited (connections killed after 1 s at most, actors drained) before the arbiter's
@@ -95,8 +95,8 @@ class _WorkerServerSettings:
 class Worker(base.Worker):  # type: ignore[misc]
     """A gunicorn worker serving the WSGI app with brrt_actors' gevent HTTP engine.
 
-    Use it with ``gunicorn -k brrt_actors.gunicorn.Worker``. Each listening socket gunicorn
-    hands over is served by a `brrt_actors.server.HTTPServer` (the engine is
+    Use it with ``gunicorn -k brrt_actors.entrypoints.gunicorn.Worker``. Each listening socket gunicorn
+    hands over is served by a `brrt_actors.entrypoints.server.HTTPServer` (the engine is
     ``Settings.http_engine``: ``BRRTR_HTTP_ENGINE``, or for a brrt_actors app its config
     file's ``server.http_engine``; httptools by default).
 
@@ -178,7 +178,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         try:
             super().load_wsgi()
             if _brrt_app(self.wsgi) is None:
-                from .config import load_settings
+                from brrt_actors.config import load_settings
 
                 # NOTE: a plain WSGI app takes only the engine from brrt's settings.
                 self._http_engine = load_settings(os.environ).http_engine
@@ -195,8 +195,8 @@ class Worker(base.Worker):  # type: ignore[misc]
         """Serve until told to stop, then drain: connections, then the app's actors."""
         import gevent
 
-        from .app import WARM_UP_DELAY_S
-        from .server import HTTPServer
+        from brrt_actors.app import WARM_UP_DELAY_S
+        from brrt_actors.entrypoints.server import HTTPServer
 
         app = _brrt_app(self.wsgi)
         grace = max(0.0, self.cfg.graceful_timeout - _EXIT_MARGIN_S)
@@ -310,7 +310,7 @@ class AppFactory:
 
     def __call__(self, environ: Mapping[str, str] | None = None) -> App:
         """Build the app (and start its actors)."""
-        from .app import create_app
+        from brrt_actors.app import create_app
 
         return create_app(self.spec, self.handlers, mock=self.mock, environ=environ,
                           config_file=self.config_file, dev=self.dev)
@@ -331,7 +331,7 @@ def app_from_env(environ: Mapping[str, str] | None = None, *, dev: bool = False)
     A factory for gunicorn, which calls it in each worker::
 
         BRRTR_SPEC=openapi.yaml BRRTR_HANDLERS=handlers \\
-            gunicorn -k brrt_actors.gunicorn.Worker -w 4 'brrt_actors.gunicorn:app_from_env()'
+            gunicorn -k brrt_actors.entrypoints.gunicorn.Worker -w 4 'brrt_actors.entrypoints.gunicorn:app_from_env()'
 
     Args:
         environ: where the variables (and the settings and secrets) are read; default
@@ -363,7 +363,7 @@ def app_from_env(environ: Mapping[str, str] | None = None, *, dev: bool = False)
 def child_exit(server: Any, worker: Any) -> None:
     """gunicorn's ``child_exit`` hook: a dead worker's live gauges stop counting in /metrics.
 
-    Put it in ``gunicorn.conf.py`` (``from brrt_actors.gunicorn import child_exit``) when
+    Put it in ``gunicorn.conf.py`` (``from brrt_actors.entrypoints.gunicorn import child_exit``) when
     ``PROMETHEUS_MULTIPROC_DIR`` is set; `SpecApplication` installs it by itself.
     """
     if os.environ.get(MULTIPROC_ENV):
@@ -404,7 +404,7 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         """Configure gunicorn from brrt_actors' settings (at start and on SIGHUP)."""
-        from .config import load_settings
+        from brrt_actors.config import load_settings
 
         settings = load_settings(os.environ, self.factory.config_file, host=self.host,
                                  port=self.port, workers=self.workers)
@@ -500,7 +500,7 @@ def serve_workers(spec: str | Path, handlers: str | Path | None, *,
     ``BRRTR_WORKERS``, else the config file's ``server.workers``, else 1; like the address,
     the arbiter reads it again on SIGHUP.
     The app is built here once, to report every start problem now, then stopped. The
-    arbiter runs in a fresh interpreter (``python -m brrt_actors.gunicorn``), unpatched,
+    arbiter runs in a fresh interpreter (``python -m brrt_actors.entrypoints.gunicorn``), unpatched,
     with `environ` (default ``os.environ``), ``PROMETHEUS_MULTIPROC_DIR`` set to an empty
     folder (a temporary one, unless given) when metrics are on, and the log level of this
     process' root logger. Its pid is this process' pid.
@@ -510,7 +510,7 @@ def serve_workers(spec: str | Path, handlers: str | Path | None, *,
             is taken.
         SpecError: the app cannot be built.
     """
-    from .config import load_settings
+    from brrt_actors.config import load_settings
 
     env = dict(os.environ if environ is None else environ)
     settings = load_settings(env, config_file, host=host, port=port, workers=workers)
@@ -560,10 +560,3 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
                                   reexec_as_module=True)
     application.run()
     sys.exit(0)
-
-if __name__ == "__main__":
-    # NOTE: run as `python -m brrt_actors.gunicorn`: gunicorn loads the worker class from
-    # the module `brrt_actors.gunicorn`, so use that one, not this `__main__` copy.
-    from brrt_actors.gunicorn import main as _main
-
-    _main()

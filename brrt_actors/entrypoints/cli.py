@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import StartError
+from brrt_actors.errors import StartError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from . import runner
+    from brrt_actors.entrypoints import commands as runner
 
     try:
         if args.command == "serve":

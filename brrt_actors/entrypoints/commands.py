@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .app import WARM_UP_DELAY_S, App, create_app
-from .config import load_settings
-from .discovery import HandlersArg
-from .errors import ConfigError, StartError
+from brrt_actors.app import WARM_UP_DELAY_S, App, create_app
+from brrt_actors.config import load_settings
+from brrt_actors.discovery import HandlersArg
+from brrt_actors.errors import ConfigError, StartError
 
 logger = logging.getLogger("brrt_actors")
 
@@ -27,15 +27,15 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     `host`, `port` and `workers` are the command line's; they win over the environment
     and the config file (`load_settings`). With more than one worker process
     (``Settings.workers``) the process becomes gunicorn's arbiter over them
-    (`brrt_actors.gunicorn.serve_workers`) and this function does not return.
+    (`brrt_actors.entrypoints.gunicorn.serve_workers`) and this function does not return.
     """
-    from .server import HTTPServer
+    from brrt_actors.entrypoints.server import HTTPServer
 
     started = time.perf_counter()
     env = os.environ if environ is None else environ
     settings = load_settings(env, config_file, host=host, port=port, workers=workers)
     if settings.workers != 1:
-        from .gunicorn import serve_workers
+        from brrt_actors.entrypoints.gunicorn import serve_workers
 
         if handlers is not None and not isinstance(handlers, (str, Path)):
             raise ConfigError([("--handlers", "with several workers, name the handlers by "
@@ -148,10 +148,10 @@ def make_token(scheme_name: str, *, config_file: str | None = None,
     Raises:
         ConfigError: the scheme has no shared secret (or verifies with a public key).
     """
-    from .security.config import DEV_JWT_SECRET, HMAC_ALGORITHMS, resolve_security
-    from .security.jwt import JWTSettings, mint_token
-    from .spec import load_spec
-    from .spec.model import SecurityScheme
+    from brrt_actors.security.jwt import JWTSettings, mint_token
+    from brrt_actors.security.resolve import DEV_JWT_SECRET, HMAC_ALGORITHMS, resolve_security
+    from brrt_actors.spec import load_spec
+    from brrt_actors.spec.model import SecurityScheme
 
     env = os.environ if environ is None else environ
     settings = load_settings(env, config_file)
@@ -209,7 +209,7 @@ def print_password_hash(out: TextIO, stdin: TextIO, *, algorithm: str = "scrypt"
     print its hash for ``security.basic.<Scheme>.users``; return the exit code."""
     import getpass
 
-    from .security.basic import hash_password
+    from brrt_actors.security.basic import hash_password
 
     if stdin.isatty():
         password = getpass.getpass("Password: ")

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, Problem
-from ..spec.model import SecurityScheme
-from .basic import PasswordHash, parse_password_hash
-from .remote_apikey import RemoteApiKeySettings
-from .settings import (
+from brrt_actors.errors import ConfigError, Problem
+from brrt_actors.security.basic import PasswordHash, parse_password_hash
+from brrt_actors.security.remote_apikey import RemoteApiKeySettings
+from brrt_actors.security.scheme_settings import (
     API_KEY_ENV,
     ASYMMETRIC_ALGORITHMS,
     DEV_API_KEY,
@@ -60,6 +59,7 @@ from .settings import (
     scheme_kind,
     variable_names,
 )
+from brrt_actors.spec.model import SecurityScheme
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

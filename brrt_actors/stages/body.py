@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 import multipart
 
-from .coercion import (
+from brrt_actors.coercion import (
     Coercer,
     InvalidValue,
     ObjectCoercer,
@@ -42,10 +42,10 @@ from .coercion import (
     resolve,
     schema_types,
 )
-from .errors import HTTPError
-from .request import UploadedFile
-from .spec.model import JSONSchema, MediaType, RequestBody
-from .validation import SchemaValidator, compile_validator
+from brrt_actors.errors import HTTPError
+from brrt_actors.handler import UploadedFile
+from brrt_actors.spec.model import JSONSchema, MediaType, RequestBody
+from brrt_actors.validation import SchemaValidator, compile_validator
 
 __all__ = ["BodyReader"]
 

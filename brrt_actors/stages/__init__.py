@@ -14,17 +14,17 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from .body import BodyReader
-from .errors import HTTPError
-from .parameters import ParameterDecoder
-from .request import Request
-from .responses import Encoded, ResponseEncoder
-from .spec.model import Operation
+from brrt_actors.errors import HTTPError
+from brrt_actors.handler import Request
+from brrt_actors.spec.model import Operation
+from brrt_actors.stages.body import BodyReader
+from brrt_actors.stages.parameters import ParameterDecoder
+from brrt_actors.stages.response import Encoded, ResponseEncoder
 
 if TYPE_CHECKING:
-    from .actors import Actor
-    from .metrics import OperationMetrics
-    from .request import Principal
+    from brrt_actors.actors import Actor
+    from brrt_actors.handler import Principal
+    from brrt_actors.metrics.figures import OperationMetrics
 
 # A stage fills the request (or raises HTTPError); validation stages append error items.
 Stage = Callable[[Request, dict[str, str], list[dict[str, Any]]], None]

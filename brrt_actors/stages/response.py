@@ -14,10 +14,10 @@ from typing import Any
 
 import ujson
 
-from .errors import HTTPError
-from .response import Response, is_stream
-from .spec.model import MediaType, Operation, ResponseSpec
-from .validation import SchemaValidator, compile_validator
+from brrt_actors.errors import HTTPError
+from brrt_actors.handler import Response, is_stream
+from brrt_actors.spec.model import MediaType, Operation, ResponseSpec
+from brrt_actors.validation import SchemaValidator, compile_validator
 
 logger = logging.getLogger("brrt_actors.responses")
 

@@ -10,7 +10,7 @@ prometheus_client is not even imported before the first scrape (or the first loo
 may register their own collectors on ``app.metrics.registry``.
 
 Multi-process serving (gunicorn, ``brrt serve --workers N``) shares the figures through
-``PROMETHEUS_MULTIPROC_DIR``: see `brrt_actors.multiprocess_metrics`.
+``PROMETHEUS_MULTIPROC_DIR``: see `brrt_actors.metrics.multiprocess`.
 
 The connection figures come from the servers that serve the app: whoever builds one for it
 (``brrt serve``, the gunicorn worker) tells the app's metrics with `Metrics.watch_connections`;
@@ -39,13 +39,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Final
 
-from .errors import ConfigError
+from brrt_actors.errors import ConfigError
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import Metric
 
-    from .actors import ActorSystem
+    from brrt_actors.actors import ActorSystem
 
 __all__ = ["BUCKETS", "MULTIPROC_ENV", "ConnectionSource", "Metrics", "OperationMetrics",
            "build_metrics"]
@@ -83,7 +83,7 @@ _ACTOR_COUNTERS: Final = (
      "Requests dropped unrun: their deadline passed while they waited in the mailbox."),
     ("restarts", "brrt_actor_worker_restarts", "Worker greenlets restarted after dying."),
 )
-# The figures of `brrt_actors.server.HTTPServer.connection_stats`, summed over the servers.
+# The figures of `brrt_actors.entrypoints.server.HTTPServer.connection_stats`, summed over the servers.
 _CONNECTION_GAUGES: Final = (
     ("open", "brrt_http_connections",
      "Client connections open now (serving a request, or idle between requests)."),
@@ -114,7 +114,7 @@ _PAGE_HEADERS: Final = (("Cache-Control", "no-store"), ("X-Content-Type-Options"
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 #: Returns a server's connection figures (``open``, ``idle``, ``limit``, ``evicted``), as
-#: `brrt_actors.server.HTTPServer.connection_stats` does.
+#: `brrt_actors.entrypoints.server.HTTPServer.connection_stats` does.
 ConnectionSource = Callable[[], Mapping[str, int]]
 
 
@@ -209,7 +209,7 @@ class Metrics:
         """Show the connection figures `source` returns on /metrics (read at each scrape).
 
         Args:
-            source: a server's ``connection_stats`` (`brrt_actors.server.HTTPServer`). The
+            source: a server's ``connection_stats`` (`brrt_actors.entrypoints.server.HTTPServer`). The
                 figures of several sources (one server per listener) add up. Until one is
                 given, the ``brrt_http_connections*`` families are absent.
         """
@@ -437,6 +437,6 @@ def build_metrics(actors: ActorSystem, multiproc_dir: str | None = None) -> Metr
         raise ConfigError([(MULTIPROC_ENV, "was set after prometheus_client was imported, so "
                                            "this process does not write to it; set it in the "
                                            "environment before the process starts")])
-    from .multiprocess_metrics import MultiProcessMetrics
+    from brrt_actors.metrics.multiprocess import MultiProcessMetrics
 
     return MultiProcessMetrics(actors, multiproc_dir)

@@ -1,6 +1,6 @@
 """What each security scheme is configured with: the settings types, names, dev defaults.
 
-`brrt_actors.security.config` reads these from the config file and the environment; this
+`brrt_actors.security.resolve` reads these from the config file and the environment; this
 module says what they are and the rules they obey (`JWTSettings` checks itself, and
 `check_key_url` says where keys may come from), which variable or config key configures
 which kind of scheme (for the fail-closed start message), and the documented ``--dev``
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ..spec.model import SecurityScheme
-from ._redact import safe_url
-from .basic import PasswordHash, parse_password_hash
-from .remote_apikey import RemoteApiKeySettings
+from brrt_actors.security._redact import safe_url
+from brrt_actors.security.basic import PasswordHash, parse_password_hash
+from brrt_actors.security.remote_apikey import RemoteApiKeySettings
+from brrt_actors.spec.model import SecurityScheme
 
 __all__ = [
     "API_KEY_ENV",

@@ -5,8 +5,8 @@ prometheus_client writes every value to per-process mmap files in that folder, a
 sums the files of all processes. The request figures are then written through
 prometheus_client's metric objects per request (a lock and an mmap write each: a few µs more
 per request); the actors' and the connections' figures are copied into them every
-`SYNC_INTERVAL_S` and before each scrape. `brrt_actors.metrics.build_metrics` chooses this
-mode; the families and their names are those of `brrt_actors.metrics`.
+`SYNC_INTERVAL_S` and before each scrape. `brrt_actors.metrics.figures.build_metrics` chooses this
+mode; the families and their names are those of `brrt_actors.metrics.figures`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import gevent
 
-from .metrics import (
+from brrt_actors.metrics.figures import (
     _ACTOR_COUNTERS,
     _ACTOR_GAUGES,
     _CONNECTION_COUNTERS,
@@ -35,7 +35,7 @@ from .metrics import (
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge
 
-    from .actors import Actor, ActorSystem
+    from brrt_actors.actors import Actor, ActorSystem
 
 __all__ = ["SYNC_INTERVAL_S", "MultiProcessMetrics"]
 

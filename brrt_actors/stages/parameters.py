@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from .coercion import (
+from brrt_actors.coercion import (
     InvalidValue,
     ObjectCoercer,
     coerce_items,
@@ -41,9 +41,9 @@ from .coercion import (
     resolve,
     schema_types,
 )
-from .errors import SpecError
-from .spec.model import MISSING, JSONSchema, Parameter
-from .validation import SchemaValidator, compile_validator
+from brrt_actors.errors import SpecError
+from brrt_actors.spec.model import MISSING, JSONSchema, Parameter
+from brrt_actors.validation import SchemaValidator, compile_validator
 
 __all__ = ["ParameterDecoder", "parse_cookies", "parse_query"]
 

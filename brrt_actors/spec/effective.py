@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .errors import status_title
-from .spec.model import Operation, Spec
+from brrt_actors.errors import status_title
+from brrt_actors.spec.model import Operation, Spec
 
 PROBLEM_SCHEMA_NAME = "BrrtProblem"
 
