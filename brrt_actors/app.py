@@ -1,8 +1,8 @@
-"""The WSGI application: request id, routing, built-ins, and the one place errors are rendered.
+"""The WSGI application: request id, built-ins, routing into the operations' pipelines, errors.
 
-`create_app` loads the spec, settings and handlers and builds everything once: the
-router, one `OperationPipeline` and one actor per operation, the built-in endpoints, the
-effective spec. `App.__call__` then only looks things up.
+An `App` is built by `brrt_actors.build.build_app` (everything compiled, nothing started),
+then started (`App.start`: the actors' workers, the metrics' background work) and stopped
+(`App.stop`: drain with a grace period). `App.__call__` only looks things up.
 """
 from __future__ import annotations
 
@@ -15,24 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from brrt_actors import validation
-from brrt_actors.actors import Actor, ActorSystem
+from brrt_actors.actors import ActorSystem
 from brrt_actors.builtins import Builtin, build_builtins
-from brrt_actors.config import Settings, load_settings, resolve_actor_settings
-from brrt_actors.discovery import HandlersArg, missing_handlers_error, resolve_handlers
+from brrt_actors.config import Settings
 from brrt_actors.errors import PROBLEM_CONTENT_TYPE, HTTPError, problem_body, status_title
-from brrt_actors.metrics.figures import MULTIPROC_ENV, Metrics, build_metrics
-from brrt_actors.mock import build_mock_handler
+from brrt_actors.metrics.figures import Metrics
 from brrt_actors.router import Router
-from brrt_actors.security import (
-    SecurityProvider,
-    build_providers,
-    build_security_check,
-    owned_providers,
-)
-from brrt_actors.spec import Spec, load_spec
-from brrt_actors.spec.effective import RUNTIME_STATUSES, effective_document
-from brrt_actors.stages import OperationPipeline
-from brrt_actors.stages.response import Encoded, ResponseEncoder
+from brrt_actors.security import SecurityProvider
+from brrt_actors.spec import Spec
+from brrt_actors.stages import Encoded, OperationPipeline
 
 logger = logging.getLogger("brrt_actors")
 security_logger = logging.getLogger("brrt_actors.security")
@@ -58,25 +49,18 @@ class _StatusLines(dict[int, str]):
 STATUS_LINES = _StatusLines()
 
 
-def _implicit_methods(declared: frozenset[str]) -> Iterable[str]:
-    extra = ["OPTIONS"]
-    if "GET" in declared:
-        extra.append("HEAD")
-    return extra
-
-
 class App:
     """A WSGI application serving one OpenAPI spec through per-operation actors.
 
-    Build it with `create_app`; call `stop` to drain the actors.
+    Build it with `brrt_actors.build_app` (nothing runs yet), then `start` it; `stop`
+    drains it. (`brrt_actors.create_app` does both of the first two.)
 
     Attributes:
         metrics: the app's Prometheus figures and registry (None when metrics are off).
     """
 
     def __init__(self, spec: Spec, settings: Settings, router: Router[OperationPipeline],
-                 actors: ActorSystem, builtins: Mapping[str, Builtin],
-                 effective: dict[str, Any], metrics: Metrics | None = None,
+                 actors: ActorSystem, effective: dict[str, Any], metrics: Metrics | None = None,
                  own_providers: Iterable[SecurityProvider] = ()) -> None:
         self.spec = spec
         self.settings = settings
@@ -86,18 +70,43 @@ class App:
         self.metrics = metrics
         self._count_unmatched: Callable[[int], None] = (
             metrics.count_unmatched if metrics is not None else _ignore)
-        self._builtins = dict(builtins)
+        self._builtins: dict[str, Builtin] = build_builtins(
+            effective, spec.title, self._is_ready,
+            metrics=metrics.endpoint if metrics is not None else None)
         # The security providers the app built (not those given to it): `stop` closes them.
         self._own_providers = tuple(own_providers)
+        self._started = False
         self._stopping = False
         prefix = os.urandom(4).hex()
         counter = itertools.count(1)
         self._next_request_id: Callable[[], str] = lambda: f"{prefix}-{next(counter):08x}"
 
     @property
+    def started(self) -> bool:
+        """True once `start` ran."""
+        return self._started
+
+    @property
     def ready(self) -> bool:
-        """False once the app has begun to stop."""
-        return not self._stopping
+        """True while the app is started and has not begun to stop."""
+        return self._started and not self._stopping
+
+    def _is_ready(self) -> bool:
+        return self.ready
+
+    def start(self) -> App:
+        """Start the actors' worker greenlets and the metrics' background work; return the app.
+
+        Raises:
+            RuntimeError: the app was started or stopped before.
+        """
+        if self._started or self._stopping:
+            raise RuntimeError("an app is started once; build a new one to serve again")
+        self._started = True
+        self.actors.start()
+        if self.metrics is not None:
+            self.metrics.start()
+        return self
 
     def warm_up(self) -> None:
         """Load what some first requests would otherwise load while they wait.
@@ -119,9 +128,10 @@ class App:
         stop), once: calling `stop` again closes nothing more.
         """
         self._stopping = True
-        self.actors.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
-        if self.metrics is not None:
-            self.metrics.stop()
+        if self._started:
+            self.actors.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
+            if self.metrics is not None:
+                self.metrics.stop()
         providers, self._own_providers = self._own_providers, ()
         for provider in providers:
             provider.close()
@@ -176,7 +186,7 @@ class App:
                 self._count_unmatched(405)
                 raise HTTPError(405, f"{method} is not allowed on {match.template}",
                                 headers={"Allow": match.allow})
-        return pipeline.run(environ, match.raw_params, request_id)
+        return pipeline(environ, path, match.raw_params, request_id)
 
     @staticmethod
     def _problem(error: HTTPError, path: str, request_id: str) -> Encoded:
@@ -204,101 +214,3 @@ def _printable(path: str) -> str:
     # SECURITY: never echo control characters or huge paths into a body.
     clean = "".join(ch for ch in path[:200] if ch.isprintable())
     return clean + ("..." if len(path) > 200 else "")
-
-
-def create_app(
-    spec: str | Path | Spec,
-    handlers: HandlersArg = None,
-    *,
-    mock: bool = False,
-    environ: Mapping[str, str] | None = None,
-    config_file: str | Path | None = None,
-    settings: Settings | None = None,
-    security_providers: Mapping[str, SecurityProvider] | None = None,
-    dev: bool = False,
-) -> App:
-    """Build the WSGI app for `spec`: compile everything and start one actor per operation.
-
-    Args:
-        spec: path to the OpenAPI document (YAML or JSON), or a loaded `Spec`.
-        handlers: package or module (name, object or path) holding one function per
-            operationId, or a mapping of operationId to function.
-        mock: answer operations that have no handler with their declared example (or a
-            generated value), and let unconfigured security schemes reject everything.
-        dev: give unconfigured security schemes their documented development defaults
-            (API key ``dev``, HS256 secret ``brrt-dev-secret-never-use-in-production``,
-            user ``dev``/``dev``),
-            with a warning per scheme. Never in production.
-        environ: where settings and secrets are read (default: ``os.environ``).
-        config_file: YAML config file (settings and secrets; env vars win).
-        settings: ready-made settings (then `environ`/`config_file` only supply secrets).
-        security_providers: custom providers by security scheme name (they win over
-            configured ones and over those registered with
-            `brrt_actors.security.register_provider`).
-
-    Raises:
-        SpecError: the spec cannot be served, or handlers are missing (all listed).
-        ConfigError: a setting or secret is missing or malformed (all listed).
-    """
-    env = os.environ if environ is None else environ
-    loaded = spec if isinstance(spec, Spec) else load_spec(spec)
-    if settings is None:
-        settings = load_settings(env, str(config_file) if config_file else None)
-    for pointer, message in loaded.warnings:
-        logger.warning("%s: %s", pointer, message)
-    plan = resolve_actor_settings(settings, loaded.operations)
-    for where, message in plan.notes:
-        logger.warning("%s: %s", where, message)
-
-    found, missing = resolve_handlers(loaded.operations, handlers)
-    if missing and not mock:
-        raise missing_handlers_error(missing)
-    for operation in missing:
-        found[operation.operation_id], notes = build_mock_handler(operation)
-        for note in notes:
-            logger.warning("mock: %s", note)
-
-    used = {name for op in loaded.operations for group in op.security for name in group}
-    providers, warnings = build_providers(
-        loaded.security_schemes, used, env, settings.security, custom=security_providers,
-        allow_unconfigured=mock, dev=dev, config_file=settings.config_file)
-    for warning in warnings:
-        security_logger.warning("%s", warning)
-
-    actors = ActorSystem()
-    # NOTE: prometheus_client itself reads PROMETHEUS_MULTIPROC_DIR from the process
-    # environment (once, at import), so that is where it is looked up, not in `environ`.
-    metrics = (build_metrics(actors, os.environ.get(MULTIPROC_ENV))
-               if settings.metrics else None)
-    router: Router[OperationPipeline] = Router()
-    for operation in loaded.operations:
-        actor = Actor(operation.operation_id, found[operation.operation_id],
-                      plan.per_operation[operation.operation_id])
-        actors.add(actor)
-        encoder = ResponseEncoder(operation, settings.response_validation)
-        schemes = [name for group in operation.security for name in group]
-        pipeline = OperationPipeline(
-            operation, actor, encoder,
-            security=build_security_check(operation.security, providers),
-            max_body_bytes=settings.max_body_bytes,
-            runtime_statuses=RUNTIME_STATUSES,
-            validate_error_statuses=settings.response_validation != "off",
-            metrics=(metrics.operation(operation.operation_id, operation.method)
-                     if metrics is not None else None),
-            auth_failed=(metrics.auth_failure_counter(schemes)
-                         if metrics is not None and schemes else None),
-        )
-        router.add(operation.method, operation.path, pipeline)
-    router.finish(_implicit_methods)
-
-    effective = effective_document(loaded)
-    app_ref: list[App] = []
-    builtins = build_builtins(effective, loaded.title, lambda: app_ref[0].ready,
-                              metrics=metrics.endpoint if metrics is not None else None)
-    app = App(loaded, settings, router, actors, builtins, effective, metrics,
-              owned_providers(providers, security_providers))
-    app_ref.append(app)
-    actors.start()
-    if metrics is not None:
-        metrics.start()
-    return app

@@ -155,3 +155,29 @@ def missing_handlers_error(missing: list[Operation]) -> SpecError:
                      "or serve with --mock")
         for op in missing
     ])
+
+
+#: What a handlers package may name security providers by scheme under (`declared_providers`).
+PROVIDERS_ATTRIBUTE = "SECURITY_PROVIDERS"
+
+
+def declared_providers(handlers: HandlersArg) -> dict[str, Any]:
+    """Return the security providers a handlers package or module gives, by scheme name.
+
+    A package (or module) passed as handlers may define ``SECURITY_PROVIDERS = {"Scheme":
+    provider}``: the app built from it uses those providers for those schemes. It is read
+    for that one app only; nothing is registered globally.
+
+    Raises:
+        SpecError: ``SECURITY_PROVIDERS`` is not a mapping of scheme names.
+    """
+    if handlers is None or isinstance(handlers, Mapping):
+        return {}
+    module = import_handlers_module(handlers)
+    given = getattr(module, PROVIDERS_ATTRIBUTE, None)
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping) or not all(isinstance(name, str) for name in given):
+        raise SpecError([(f"{module.__name__}.{PROVIDERS_ATTRIBUTE}",
+                          "must be a mapping of security scheme names to providers")])
+    return dict(given)

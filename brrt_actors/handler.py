@@ -86,17 +86,28 @@ class Request:
         request_id: the X-Request-ID of this request (kept from the client when sane).
         operation: the spec's description of the operation being served.
         environ: the WSGI environ, for anything else.
+
+    The runtime's own stages also keep their work here: ``raw_path_params`` (the router's
+    matched segments, still percent-encoded), ``problems`` (what validation found: a
+    handler never sees a request that has any), ``result`` (the handler's value) and
+    ``answer`` (the encoded response).
     """
 
-    __slots__ = ("_headers", "body", "claims", "cookies", "environ", "header_params", "method",
-                 "operation", "path", "path_params", "principal", "query", "request_id")
+    __slots__ = ("_headers", "answer", "body", "claims", "cookies", "environ", "header_params",
+                 "method", "operation", "path", "path_params", "principal", "problems", "query",
+                 "raw_path_params", "request_id", "result")
 
-    def __init__(self, environ: dict[str, Any], operation: Operation, request_id: str) -> None:
+    def __init__(self, environ: dict[str, Any], operation: Operation, request_id: str,
+                 path: str | None = None, raw_path_params: dict[str, str] | None = None
+                 ) -> None:
         self.environ = environ
         self.operation = operation
         self.request_id = request_id
         self.method: str = environ["REQUEST_METHOD"]
-        self.path: str = environ.get("RAW_URI", environ.get("PATH_INFO", "")).split("?", 1)[0]
+        self.path: str = (path if path is not None else
+                          environ.get("RAW_URI", environ.get("PATH_INFO", "")).split("?", 1)[0])
+        self.raw_path_params: dict[str, str] = (
+            raw_path_params if raw_path_params is not None else {})
         self.path_params: dict[str, Any] = {}
         self.query: dict[str, Any] = {}
         self.header_params: dict[str, Any] = {}
@@ -104,7 +115,17 @@ class Request:
         self.body: Any = None
         self.claims: dict[str, Any] = {}
         self.principal: Principal | None = None
+        self.problems: list[dict[str, Any]] | None = None
+        self.result: Any = None
+        self.answer: Any = None
         self._headers: dict[str, Any] | None = None
+
+    def add_problems(self, problems: list[dict[str, Any]]) -> None:
+        """Record what a validation stage found (one 400 lists everything found)."""
+        if self.problems is None:
+            self.problems = list(problems)
+        else:
+            self.problems.extend(problems)
 
     @property
     def headers(self) -> dict[str, Any]:

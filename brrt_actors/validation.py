@@ -1,4 +1,4 @@
-"""Compiled JSON Schema validators, built once per schema at start (the validator cache).
+"""Compiled JSON Schema validators, built once per schema when an app is built.
 
 Two validators per schema, for two jobs:
 
@@ -38,7 +38,7 @@ ErrorItem = tuple[str, str]  # (JSON pointer into the value, message)
 class SchemaValidator:
     """Validate values against one translated (draft-07, self-contained) schema.
 
-    Build it with `compile_validator`, which caches one per distinct schema.
+    Build it with `compile_validator`, or through an app's `ValidatorCache`.
     """
 
     __slots__ = ("_check", "_lister", "schema")
@@ -91,12 +91,11 @@ class SchemaValidator:
         return self._lister
 
 
-_CACHE: dict[str, SchemaValidator] = {}
 _FORMAT_CHECKER: Any = None
 
 
 def compile_validator(schema: dict[str, Any], *, pointer: str = "") -> SchemaValidator:
-    """Return the cached validator of `schema`, compiling it on first use.
+    """Compile a validator of `schema` (uncached: an app compiles through its `ValidatorCache`).
 
     Args:
         schema: a translated, self-contained draft-07 schema (see `brrt_actors.spec`).
@@ -105,11 +104,48 @@ def compile_validator(schema: dict[str, Any], *, pointer: str = "") -> SchemaVal
     Raises:
         SpecError: the schema cannot be compiled.
     """
-    key = json.dumps(schema, sort_keys=True, separators=(",", ":"), default=repr)
-    validator = _CACHE.get(key)
-    if validator is None:
-        validator = _CACHE[key] = SchemaValidator(schema, _compile_fast_path(schema, pointer))
-    return validator
+    return SchemaValidator(schema, _compile_fast_path(schema, pointer))
+
+
+class ValidatorCache:
+    """The validators one app compiled, one per distinct schema; owned by the app's build.
+
+    A schema object is looked up by identity first (the loader hands the stages the very
+    objects it translated); a schema seen for the first time is compared by content, so
+    equal schemas at different places share one validator. Past `max_entries` distinct
+    schemas, validators are still compiled but no longer kept (bounded memory).
+    """
+
+    __slots__ = ("_by_content", "_by_id", "max_entries")
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        # NOTE: the schema is kept beside its validator so that its id cannot be reused.
+        self._by_id: dict[int, tuple[dict[str, Any], SchemaValidator]] = {}
+        self._by_content: dict[str, SchemaValidator] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_content)
+
+    def compile(self, schema: dict[str, Any], *, pointer: str = "") -> SchemaValidator:
+        """Return the validator of `schema`, compiling it on first sight.
+
+        Raises:
+            SpecError: the schema cannot be compiled (the pointer says where).
+        """
+        found = self._by_id.get(id(schema))
+        if found is not None:
+            return found[1]
+        key = json.dumps(schema, sort_keys=True, separators=(",", ":"), default=repr)
+        validator = self._by_content.get(key)
+        if validator is None:
+            validator = compile_validator(schema, pointer=pointer)
+            if len(self._by_content) >= self.max_entries:
+                return validator
+            self._by_content[key] = validator
+        if len(self._by_id) < 4 * self.max_entries:
+            self._by_id[id(schema)] = (schema, validator)
+        return validator
 
 
 def _compile_fast_path(schema: dict[str, Any], pointer: str) -> Callable[[Any], Any]:
@@ -252,11 +288,6 @@ def _refs_in(node: Any) -> list[str]:
         elif key not in _DATA_KEYWORDS:
             found.extend(_refs_in(value))
     return found
-
-
-def clear_cache() -> None:
-    """Forget every compiled validator (tests, hot reload)."""
-    _CACHE.clear()
 
 
 def warm_up() -> None:

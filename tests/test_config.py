@@ -173,8 +173,9 @@ def test_empty_config_file_is_fine(tmp_path: Path) -> None:
 # -- bad values ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("variable", "value", "allowed"), [
-    ("BRRTR_HANDLER_WORKERS", "four", "an integer >= 1"),
-    ("BRRTR_HANDLER_WORKERS", "0", "an integer >= 1"),
+    ("BRRTR_HANDLER_WORKERS", "four", "an integer from 1 to 1000"),
+    ("BRRTR_HANDLER_WORKERS", "0", "an integer from 1 to 1000"),
+    ("BRRTR_HANDLER_WORKERS", "1001", "an integer from 1 to 1000"),
     ("BRRTR_HANDLER_QUEUE_BOUND", "0", "an integer >= 1"),
     ("BRRTR_BACKPRESSURE_MODE", "drop", "one of block, shed"),
     ("BRRTR_BACKPRESSURE_TIMEOUT_MS", "-1", "an integer >= 0"),
@@ -188,7 +189,7 @@ def test_empty_config_file_is_fine(tmp_path: Path) -> None:
     ("BRRTR_HTTP_ENGINE", "fast", "one of httptools, pywsgi"),
     ("BRRTR_WORKERS", "0", "an integer >= 1"),
     ("BRRTR_WORKERS", "two", "an integer >= 1"),
-    ("BRRTR_HANDLER_WORKERS__get_pet", "-2", "an integer >= 1"),
+    ("BRRTR_HANDLER_WORKERS__get_pet", "-2", "an integer from 1 to 1000"),
 ])
 def test_bad_value_names_the_variable_and_the_allowed_values(
         variable: str, value: str, allowed: str) -> None:
@@ -373,7 +374,9 @@ def test_environ_argument_overrides_what_load_settings_found() -> None:
 
 @pytest.mark.parametrize(("extensions", "pointer", "message"), [
     ({"x-brrt-actor": {"workers": 0}},
-     "/paths/~1pets~1{id}/get/x-brrt-actor/workers", "an integer >= 1"),
+     "/paths/~1pets~1{id}/get/x-brrt-actor/workers", "an integer from 1 to 1000"),
+    ({"x-brrt-actor": {"workers": 5000}},
+     "/paths/~1pets~1{id}/get/x-brrt-actor/workers", "an integer from 1 to 1000"),
     ({"x-brrt-actor": {"policy": "fifo"}},
      "/paths/~1pets~1{id}/get/x-brrt-actor/policy", "one of block, shed"),
     ({"x-brrt-actor": {"threads": 2}},

@@ -25,7 +25,7 @@ from brrt_actors.config import load_settings
 from brrt_actors.entrypoints.server import HTTPServer
 from brrt_actors.metrics.figures import BUCKETS, OperationMetrics, build_metrics
 from brrt_actors.security.jwt import mint_token
-from brrt_actors.stages import _measured
+from brrt_actors.stages.measure import Measured
 from brrt_actors.testing import Client, TestResponse
 
 PETSTORE = ROOT / "specs" / "petstore.yaml"
@@ -290,17 +290,17 @@ def test_deadline_504_handler_error_500_and_restart(actors_app: tuple[App, Event
 def test_measured_run_counts_http_errors_and_bugs() -> None:
     figures = OperationMetrics("op", "GET")
 
-    def failing(error: Exception) -> Callable[[Any, Any, str], Any]:
-        def serve(environ: Any, raw_params: Any, request_id: str) -> Any:
+    def failing(error: Exception) -> Callable[[Any], Any]:
+        def serve(request: Any) -> Any:
             assert figures.in_flight == 1
             raise error
 
-        return _measured(serve, figures)
+        return Measured(figures)(serve)
 
     with pytest.raises(HTTPError):
-        failing(HTTPError(418))({}, {}, "id")
+        failing(HTTPError(418))(None)
     with pytest.raises(KeyError):
-        failing(KeyError("bug"))({}, {}, "id")  # the app answers it with 500
+        failing(KeyError("bug"))(None)  # the app answers it with 500
 
     assert sorted(figures.series) == [418, 500]
     assert figures.in_flight == 0

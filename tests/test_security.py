@@ -11,19 +11,14 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from conftest import PETSTORE_ENV, ROOT
 
-from brrt_actors import ConfigError, Principal, Request, create_app
-from brrt_actors.security import (
-    ApiKeyProvider,
-    build_providers,
-    register_provider,
-    registered_providers,
-    unregister_provider,
-)
+from brrt_actors import ConfigError, Principal, Request, SpecError, create_app
+from brrt_actors.security import ApiKeyProvider, build_providers
 from brrt_actors.security.jwt import mint_token
 from brrt_actors.security.resolve import DEV_API_KEY, DEV_JWT_SECRET, DEV_PASSWORD, DEV_USER
 from brrt_actors.spec import load_spec
@@ -303,8 +298,8 @@ def test_unsupported_scheme_type_stops_the_start(build: Callable[..., Client]) -
     assert str(info.value) == (
         "/components/securitySchemes/DigestAuth: security scheme 'DigestAuth' is used but not "
         "configured: http digest schemes are not built in: register a provider for "
-        "'DigestAuth' from Python (brrt_actors.security.register_provider or "
-        "create_app(..., security_providers=...))")
+        "'DigestAuth' from Python (build_app(..., security_providers=...), or "
+        "SECURITY_PROVIDERS in the handlers package)")
 
 
 def test_mock_mode_rejects_unconfigured_scheme(build: Callable[..., Client],
@@ -353,30 +348,47 @@ def test_custom_provider_wins(build: Callable[..., Client]) -> None:
     assert response.status == 200 and response.json() == {"scheme": "DigestAuth"}
 
 
-def test_registered_provider_is_used(build: Callable[..., Client]) -> None:
-    register_provider("DigestAuth", Everyone())
-    try:
-        assert "DigestAuth" in registered_providers()
-        client = build({}, spec=UNSUPPORTED)
-        assert client.get("/secure").json() == {"scheme": "DigestAuth"}
-    finally:
-        unregister_provider("DigestAuth")
+def _handlers_package(**providers: Any) -> ModuleType:
+    """A handlers module serving the unsupported-scheme spec, giving `providers`."""
+    module = ModuleType("fx_digest_handlers")
+    for name in ("secure_op", "open_op", "scoped_op", "basic_op"):
+        setattr(module, name, _who)
+    module.SECURITY_PROVIDERS = providers  # type: ignore[attr-defined]
+    return module
+
+
+def test_handlers_package_gives_its_providers(build: Callable[..., Client],
+                                             apps: list[object]) -> None:
+    app = create_app(UNSUPPORTED, _handlers_package(DigestAuth=Everyone()), environ={})
+    apps.append(app)
+    assert Client(app).get("/secure").json() == {"scheme": "DigestAuth"}
+    # Nothing global: the next app, built without that package, has no provider.
     with pytest.raises(ConfigError, match="'DigestAuth' is used but not configured"):
         build({}, spec=UNSUPPORTED)
 
 
-def test_create_app_providers_win_over_registered(build: Callable[..., Client]) -> None:
+def test_handlers_providers_must_be_a_mapping(apps: list[object]) -> None:
+    module = _handlers_package()
+    module.SECURITY_PROVIDERS = ["DigestAuth"]  # type: ignore[attr-defined]
+    with pytest.raises(SpecError, match="fx_digest_handlers.SECURITY_PROVIDERS: must be a "
+                                        "mapping of security scheme names to providers"):
+        create_app(UNSUPPORTED, module, environ={})
+
+
+def test_create_app_providers_win_over_the_handlers_package(
+        build: Callable[..., Client], apps: list[object]) -> None:
     class Nobody(Everyone):
         def authenticate(self, environ: dict[str, Any]) -> Principal | None:
             return None
 
-    register_provider("DigestAuth", Nobody())
-    try:
-        client = build({}, spec=UNSUPPORTED, security_providers={"DigestAuth": Everyone()})
-        assert client.get("/secure").status == 200
-        unauthorized(build({}, spec=UNSUPPORTED).get("/secure"))
-    finally:
-        unregister_provider("DigestAuth")
+    package = _handlers_package(DigestAuth=Nobody())
+    app = create_app(UNSUPPORTED, package, environ={},
+                     security_providers={"DigestAuth": Everyone()})
+    apps.append(app)
+    assert Client(app).get("/secure").status == 200
+    app = create_app(UNSUPPORTED, package, environ={})
+    apps.append(app)
+    unauthorized(Client(app).get("/secure"))
 
 
 class Scoped:
@@ -440,11 +452,9 @@ def test_stop_closes_the_providers_the_app_built_once(monkeypatch: pytest.Monkey
     closed: list[str] = []
     monkeypatch.setattr(ApiKeyProvider, "close", lambda self: closed.append(self.scheme_name))
     given, registered = Closing("QueryKey"), Closing("CookieKey")
-    register_provider("CookieKey", registered)
-    try:
-        app = create_app(SPEC, HANDLERS, environ=ALL_KEYS, security_providers={"QueryKey": given})
-    finally:
-        unregister_provider("CookieKey")
+    package = ModuleType("fx_key_handlers")
+    package.__dict__.update(HANDLERS, SECURITY_PROVIDERS={"CookieKey": registered})
+    app = create_app(SPEC, package, environ=ALL_KEYS, security_providers={"QueryKey": given})
     app.stop(0.5)
     app.stop(0.5)
     assert closed == ["HeaderKey"]

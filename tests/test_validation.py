@@ -10,7 +10,7 @@ from jsonschema import Draft7Validator
 from brrt_actors import validation
 from brrt_actors.errors import SpecError
 from brrt_actors.spec.schema import RESPONSE, translate_schema
-from brrt_actors.validation import MAX_ERRORS, compile_validator
+from brrt_actors.validation import MAX_ERRORS, ValidatorCache, compile_validator
 
 UUID = "123e4567-e89b-12d3-a456-426614174000"
 
@@ -347,10 +347,30 @@ def test_deep_input_is_answered() -> None:
 # -- the cache ------------------------------------------------------------------------------------
 
 def test_validators_are_cached_by_content() -> None:
-    first = compile_validator({"type": "object", "properties": {"a": {"type": "string"}}})
-    again = compile_validator({"properties": {"a": {"type": "string"}}, "type": "object"})
+    cache = ValidatorCache()
+    first = cache.compile({"type": "object", "properties": {"a": {"type": "string"}}})
+    again = cache.compile({"properties": {"a": {"type": "string"}}, "type": "object"})
     assert first is again
-    assert compile_validator({"type": "string"}) is not first
+    assert cache.compile({"type": "string"}) is not first
+    assert len(cache) == 2
+
+
+def test_validators_are_found_again_by_identity() -> None:
+    cache = ValidatorCache()
+    schema = {"type": "integer"}
+    assert cache.compile(schema) is cache.compile(schema)
+
+
+def test_each_cache_belongs_to_its_app() -> None:
+    schema = {"type": "string"}
+    assert ValidatorCache().compile(schema) is not ValidatorCache().compile(schema)
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = ValidatorCache(max_entries=2)
+    for kind in ("string", "integer", "boolean", "number"):
+        assert cache.compile({"type": kind}).is_valid(True) is (kind == "boolean")
+    assert len(cache) == 2
 
 
 def test_translation_is_memoized_per_component() -> None:
@@ -419,7 +439,6 @@ def test_data_that_looks_like_a_ref_still_compiles() -> None:
 def test_shared_definitions_past_the_budget_keep_their_refs(monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     monkeypatch.setattr(validation, "_INLINE_BUDGET", 5)
-    validation.clear_cache()
     validator = check({"type": "array", "items": {"$ref": "#/$defs/Pet"}, "$defs": {
         "Pet": {"type": "object", "required": ["name"],
                 "properties": {"name": {"type": "string"}}}}})

@@ -19,6 +19,7 @@ __all__ = [
     "ACTOR_KNOBS",
     "ACTOR_KNOB_BY_NAME",
     "NO_STACK",
+    "MAX_HANDLER_WORKERS",
     "PER_OPERATION_PREFIXES",
     "RESPONSES_KNOB",
     "SERVER_KNOBS",
@@ -128,8 +129,12 @@ class Knob:
     parse: Parser
 
 
+#: Worker greenlets one operation may have. Past a few hundred, more greenlets in one process
+#: only wait on each other: more processes (``--workers``) serve more.
+MAX_HANDLER_WORKERS: Final = 1000
+
 ACTOR_KNOBS: Final = (
-    Knob("workers", "BRRTR_HANDLER_WORKERS", _integer(1)),
+    Knob("workers", "BRRTR_HANDLER_WORKERS", _integer(1, MAX_HANDLER_WORKERS)),
     Knob("mailbox", "BRRTR_HANDLER_QUEUE_BOUND", _integer(1)),
     Knob("policy", "BRRTR_BACKPRESSURE_MODE", _choice(*POLICIES)),
     Knob("block_timeout_ms", "BRRTR_BACKPRESSURE_TIMEOUT_MS", _integer(0)),

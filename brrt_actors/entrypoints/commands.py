@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from brrt_actors.app import WARM_UP_DELAY_S, App, create_app
+from brrt_actors.app import WARM_UP_DELAY_S, App
+from brrt_actors.build import build_app
 from brrt_actors.config import load_settings
 from brrt_actors.discovery import HandlersArg
 from brrt_actors.errors import ConfigError, StartError
@@ -43,21 +44,19 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
         serve_workers(spec, handlers, workers=workers, mock=mock, host=host, port=port,
                       config_file=config_file, environ=environ, dev=dev)
 
-    app = create_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
+    app = build_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
+    server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
+    if app.metrics is not None:
+        app.metrics.watch_connections(server.connection_stats)
     try:
-        server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
-        if app.metrics is not None:
-            app.metrics.watch_connections(server.connection_stats)
         server.start()
     except OSError as ex:
-        app.stop(0)
         reason = os.strerror(ex.errno) if ex.errno else str(ex)
         raise ConfigError([("--host/--port (env BRRTR_HOST/PORT)",
                             f"cannot listen on {settings.host}:{settings.port}: {reason}; "
                             "pick another address")]) from ex
-    except BaseException:
-        app.stop(0)  # NOTE: the actors already run; do not leave them behind
-        raise
+    # NOTE: nothing yields between listening and this: no request finds the actors idle.
+    app.start()
     logger.info("%s %s: %d operations ready in %.0f ms%s%s", app.spec.title, app.spec.version,
                 len(app.spec.operations), (time.perf_counter() - started) * 1000,
                 " (mock mode)" if mock else "", " (DEV MODE: development credentials "
@@ -96,11 +95,8 @@ def print_routes(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
     """Print the route table of `spec` to `out`; return the exit code."""
     env = os.environ if environ is None else environ
     settings = load_settings(env, config_file)
-    app = create_app(spec, handlers, mock=True, environ=env, settings=settings)
-    try:
-        rows = route_rows(app)
-    finally:
-        app.stop(0)
+    # NOTE: built, never started: printing the table runs no worker greenlet.
+    rows = route_rows(build_app(spec, handlers, mock=True, environ=env, settings=settings))
     columns = ["method", "path", "operation", "security", "workers", "mailbox", "policy",
                "deadline_ms"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) if rows else len(c)
@@ -123,14 +119,13 @@ def check_spec(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
     try:
         settings = load_settings(env, config_file)
         # Without handlers, only the spec and its settings are checked.
-        app = create_app(spec, handlers, mock=mock or handlers is None, environ=env,
-                         settings=settings, dev=dev)
+        app = build_app(spec, handlers, mock=mock or handlers is None, environ=env,
+                        settings=settings, dev=dev)
     except StartError as ex:
         out.write(f"{spec}: {len(ex.problems)} problem(s)\n")
         for where, message in ex.problems:
             out.write(f"  {where or '-'}: {message}\n")
         return 1
-    app.stop(0)
     out.write(f"{spec}: OK ({len(app.spec.operations)} operations)\n")
     return 0
 

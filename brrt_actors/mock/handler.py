@@ -14,7 +14,7 @@ import ujson
 from brrt_actors.handler import Response
 from brrt_actors.mock.values import MockError, generate_value
 from brrt_actors.spec.model import MISSING, MediaType, Operation, ResponseSpec
-from brrt_actors.validation import compile_validator
+from brrt_actors.validation import ValidatorCache
 
 if TYPE_CHECKING:
     from brrt_actors.handler import Request
@@ -28,14 +28,17 @@ _TINY_PNG = bytes.fromhex(
 _PLACEHOLDER_BYTES = b"brrt_actors mock body\n"
 
 
-def build_mock_handler(operation: Operation) -> tuple[MockHandler, list[str]]:
+def build_mock_handler(operation: Operation, validators: ValidatorCache | None = None
+                       ) -> tuple[MockHandler, list[str]]:
     """Return a handler answering `operation` from its spec, and notes to log once.
 
     The handler serves the first 2xx response (in declared order; ``2XX`` counts, else
     ``default``) with its declared example when the example validates against the response
     schema, otherwise with a value built by `generate_value`. A JSON media type is preferred;
-    other types get a placeholder (an SSE response streams one event).
+    other types get a placeholder (an SSE response streams one event). `validators` is the
+    app's validator cache (a private one by default).
     """
+    validators = ValidatorCache() if validators is None else validators
     notes: list[str] = []
     spec = _success_response(operation, notes)
     if spec is None:
@@ -46,7 +49,7 @@ def build_mock_handler(operation: Operation) -> tuple[MockHandler, list[str]]:
         return (lambda request: Response(status, None, headers)), notes
     media = _pick_media(spec.content)
     kind = _media_kind(media.content_type)
-    value = _media_value(media, kind, notes)
+    value = _media_value(media, kind, notes, validators)
     if kind == "json":
         content_type = media.content_type if "*" not in media.content_type else "application/json"
 
@@ -110,13 +113,14 @@ def _media_kind(content_type: str) -> str:
     return "binary"
 
 
-def _media_value(media: MediaType, kind: str, notes: list[str]) -> Any:
+def _media_value(media: MediaType, kind: str, notes: list[str],
+                 validators: ValidatorCache) -> Any:
     """The example when it validates, else a generated value (a note says which)."""
     schema = media.schema
     if media.example is not MISSING:
         if schema is None:
             return media.example
-        errors = compile_validator(schema).errors(media.example)
+        errors = validators.compile(schema).errors(media.example)
         if not errors:
             return media.example
         notes.append(f"{media.pointer}: example does not match its schema "
@@ -133,7 +137,7 @@ def _media_value(media: MediaType, kind: str, notes: list[str]) -> Any:
         notes.append(f"{media.pointer}: cannot generate a value ({ex}): serving no body")
         return None
     notes.extend(f"{media.pointer}: {note}" for note in generated)
-    errors = compile_validator(schema).errors(value)
+    errors = validators.compile(schema).errors(value)
     if errors:
         notes.append(f"{media.pointer}: the generated value does not match the schema either "
                      f"({_describe(errors)})")

@@ -1,9 +1,8 @@
-"""The security stage: who may call an operation, decided from the spec before anything else.
+"""Security providers: one per security scheme, built with the app (the stage that uses them
+is `brrt_actors.stages.security`).
 
-A provider per security scheme is built at start (fail closed: a scheme the spec uses
-without a configured provider stops the start). Per operation, `build_security_check`
-compiles the operation's requirements (an OR of AND-groups) into one callable that
-returns the authenticated `Principal` or raises 401/403.
+A provider per security scheme is built with the app (fail closed: a scheme the spec uses
+without a configured provider stops the build).
 
 A provider (the `SecurityProvider` protocol) has a `scheme_name`, `authenticate(environ)`
 returning a `Principal` (valid credentials), None (no credentials for its scheme) or
@@ -37,9 +36,7 @@ from brrt_actors.security.resolve import (
 from brrt_actors.spec.model import SecurityRequirements, SecurityScheme
 
 __all__ = ["ApiKeyProvider", "BasicProvider", "InvalidCredentials", "RejectAll",
-           "RemoteApiKeyProvider", "SecurityCheck", "SecurityProvider", "build_providers",
-           "build_security_check", "owned_providers", "register_provider",
-           "registered_providers", "unregister_provider"]
+           "RemoteApiKeyProvider", "SecurityProvider", "build_providers", "owned_providers"]
 
 logger = logging.getLogger("brrt_actors.security")
 
@@ -65,32 +62,10 @@ class SecurityProvider(Protocol):
         """Release what the provider holds (background refreshes, connections).
 
         The app that built the provider calls it once, when it stops; this default
-        releases nothing. A provider given from Python (`register_provider`,
-        ``create_app(..., security_providers=...)``) may serve several apps, so no app
-        closes it: its owner does (and it needs no ``close`` at all).
+        releases nothing. A provider given from Python (``build_app(...,
+        security_providers=...)``, or ``SECURITY_PROVIDERS`` in the handlers package) may
+        serve several apps, so no app closes it: its owner does (and it needs no ``close``).
         """
-
-
-_REGISTERED: dict[str, SecurityProvider] = {}
-
-
-def register_provider(scheme_name: str, provider: SecurityProvider) -> None:
-    """Use `provider` for the security scheme `scheme_name` in every app built afterwards.
-
-    For ``brrt serve``: register from the handlers package (it is imported before the app is
-    built). ``create_app(..., security_providers=...)`` does the same for one app and wins.
-    """
-    _REGISTERED[scheme_name] = provider
-
-
-def unregister_provider(scheme_name: str) -> None:
-    """Forget the provider registered for `scheme_name` (if any)."""
-    _REGISTERED.pop(scheme_name, None)
-
-
-def registered_providers() -> dict[str, SecurityProvider]:
-    """Return the providers registered with `register_provider`, by scheme name."""
-    return dict(_REGISTERED)
 
 
 def scheme_challenge(scheme: SecurityScheme, error: str | None = None) -> str:
@@ -164,8 +139,7 @@ def build_providers(
         used: the names the operations' requirements mention.
         environ: where the ``BRRTR_*__<SCHEME>`` secrets are read.
         config: the config file's ``security`` section.
-        custom: providers by scheme name, from Python (they win over everything, and over
-            those registered with `register_provider`).
+        custom: providers by scheme name, from Python (they win over everything).
         allow_unconfigured: mock mode: an unconfigured scheme rejects every request
             instead of stopping the start (and a warning says so).
         dev: an unconfigured scheme gets its documented development default (and a loud
@@ -183,7 +157,7 @@ def build_providers(
     providers: dict[str, SecurityProvider] = {}
     warnings: list[str] = list(resolved.notes)
     problems: list[Problem] = []
-    custom = {**_REGISTERED, **(custom or {})}
+    custom = dict(custom or {})
     for name in sorted(used):
         scheme = schemes[name]
         if name in custom:
@@ -225,100 +199,8 @@ def owned_providers(providers: Mapping[str, SecurityProvider],
 
     Args:
         providers: what `build_providers` returned.
-        custom: the `custom` providers it was given; they, and those registered with
-            `register_provider`, belong to whoever made them.
+        custom: the `custom` providers it was given: they belong to whoever made them.
     """
-    given = {**_REGISTERED, **(custom or {})}
+    given = dict(custom or {})
     return tuple(provider for name, provider in providers.items()
                  if given.get(name) is not provider)
-
-
-# An AND-group, compiled: (provider, required scopes, the 403 challenge if scopes lack).
-_Group = tuple[tuple[SecurityProvider, frozenset[str], str], ...]
-
-
-class SecurityCheck:
-    """The compiled security requirements of one operation.
-
-    The first satisfied AND-group wins and gives the principal (its first scheme's);
-    an empty group lets anonymous callers in. Otherwise: 403 when a group failed only for
-    lack of scopes with valid credentials, else 401 with the challenge of every scheme
-    involved (``error="invalid_token"`` on those whose presented credentials were bad).
-    """
-
-    __slots__ = ("_anonymous_ok", "_challenges", "_groups", "_plain_401")
-
-    def __init__(self, requirements: SecurityRequirements,
-                 providers: Mapping[str, SecurityProvider]) -> None:
-        self._anonymous_ok = any(not group for group in requirements)
-        groups: list[_Group] = []
-        # PERF: every challenge string is built once, here; a 401 or 403 only joins them.
-        self._challenges: dict[str, tuple[str, str]] = {}
-        for requirement in requirements:
-            if not requirement:
-                continue
-            compiled = []
-            for name, scopes in requirement.items():
-                provider = providers[name]
-                insufficient = ""
-                if scopes:
-                    insufficient = (provider.challenge("insufficient_scope")
-                                    + f', scope="{" ".join(sorted(set(scopes)))}"')
-                compiled.append((provider, frozenset(scopes), insufficient))
-                self._challenges.setdefault(
-                    name, (provider.challenge(None), provider.challenge("invalid_token")))
-            groups.append(tuple(compiled))
-        self._groups = tuple(groups)
-        self._plain_401 = ", ".join(plain for plain, _ in self._challenges.values())
-
-    def __call__(self, environ: dict[str, Any], request_id: str = "-") -> Principal | None:
-        """Return the principal of the first satisfied group, else raise 401/403."""
-        invalid: dict[str, InvalidCredentials] | None = None
-        scope_failures: list[str] | None = None
-        for group in self._groups:
-            principal: Principal | None = None
-            for provider, scopes, insufficient in group:
-                name = provider.scheme_name
-                if invalid is not None and name in invalid:
-                    break
-                try:
-                    found = provider.authenticate(environ)
-                except InvalidCredentials as ex:
-                    if invalid is None:
-                        invalid = {}
-                    invalid[name] = ex
-                    # SECURITY: the why goes to the log, never to the client.
-                    logger.info("request %s: %s credentials rejected: %s", request_id, name, ex)
-                    break
-                if found is None:
-                    break
-                if scopes and not scopes <= found.scopes:
-                    if scope_failures is None:
-                        scope_failures = []
-                    scope_failures.append(insufficient)
-                    break
-                if principal is None:
-                    principal = found
-            else:
-                return principal
-        if self._anonymous_ok:
-            return None
-        if scope_failures:
-            raise HTTPError(403, "the credentials lack a required scope",
-                            headers={"WWW-Authenticate": ", ".join(dict.fromkeys(
-                                scope_failures))})
-        challenge = self._plain_401 if not invalid else ", ".join(
-            bad if name in invalid else plain
-            for name, (plain, bad) in self._challenges.items())
-        # SECURITY: one answer for missing and wrong credentials; the why stays out.
-        raise HTTPError(401, "missing or invalid credentials",
-                        headers={"WWW-Authenticate": challenge})
-
-
-def build_security_check(requirements: SecurityRequirements,
-                         providers: Mapping[str, SecurityProvider]
-                         ) -> Callable[[dict[str, Any], str], Principal | None] | None:
-    """Return the operation's security stage, or None when the operation is public."""
-    if not requirements:
-        return None
-    return SecurityCheck(requirements, providers)

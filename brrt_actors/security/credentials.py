@@ -1,4 +1,4 @@
-"""Reading credentials out of a WSGI environ, keeping them out of logs, and the error for bad ones."""
+"""Reading credentials out of a WSGI environ, keeping them out of logs; the error for bad ones."""
 from __future__ import annotations
 
 from collections.abc import Callable

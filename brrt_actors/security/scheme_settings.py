@@ -291,8 +291,8 @@ def how_to_configure(scheme: SecurityScheme) -> str:
                 "config file")
     what = scheme.type + (f" {scheme.scheme}" if scheme.scheme else "")
     return (f"{what} schemes are not built in: register a provider for {name!r} from Python "
-            "(brrt_actors.security.register_provider or create_app(..., "
-            "security_providers=...))")
+            "(build_app(..., security_providers=...), or SECURITY_PROVIDERS in the handlers "
+            "package)")
 
 
 # -- development defaults --------------------------------------------------------------------

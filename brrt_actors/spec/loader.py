@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from brrt_actors.errors import SpecError
@@ -30,6 +30,9 @@ from brrt_actors.spec.reader import load_spec_document
 from brrt_actors.spec.refs import Documents, Location, child, escape
 from brrt_actors.spec.schema import REQUEST, RESPONSE, SchemaTranslator
 
+if TYPE_CHECKING:
+    from brrt_actors.validation import ValidatorCache
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 STYLES: dict[str, tuple[str, ...]] = {
     "path": ("simple", "label", "matrix"),
@@ -46,20 +49,22 @@ _TEMPLATE_NAME = re.compile(r"\{([^{}]*)\}")
 __all__ = ["METHODS", "STYLES", "load_spec", "load_spec_document"]
 
 
-def load_spec(path: str | os.PathLike[str], *, compile_validators: bool = True) -> Spec:
+def load_spec(path: str | os.PathLike[str], *, compile_validators: bool = True,
+              validators: ValidatorCache | None = None) -> Spec:
     """Load the OpenAPI 3.0 / 3.1 document at `path` into a resolved `Spec`.
 
     Args:
         path: a YAML or JSON file; `$ref`s to other local files resolve relative to it.
-        compile_validators: also compile every schema's validator now (the validator cache),
-            so that a schema the validators reject is reported with the other problems.
+        compile_validators: also compile every schema's validator now, so that a schema the
+            validators reject is reported with the other problems.
+        validators: the app's cache to compile them into (a throwaway one by default).
 
     Raises:
         SpecError: listing every problem found, each with its JSON pointer and the fix.
     """
     source = os.fspath(path)
     document = load_spec_document(source)
-    return _Builder(source, document).build(compile_validators)
+    return _Builder(source, document).build(compile_validators, validators)
 
 
 def _openapi_version(document: dict[str, Any]) -> tuple[str, tuple[int, int]]:
@@ -108,7 +113,7 @@ class _Builder:
 
     # -- the document -----------------------------------------------------------------------
 
-    def build(self, compile_validators: bool) -> Spec:
+    def build(self, compile_validators: bool, validators: ValidatorCache | None) -> Spec:
         root = self.docs.root
         info = self.document.get("info")
         if not isinstance(info, dict):
@@ -127,7 +132,7 @@ class _Builder:
         security = self.security(self.document.get("security", []), child(root, "security"))
         spec.operations = self.operations(security)
         if compile_validators:
-            self.compile(spec)
+            self.compile(spec, validators)
         self.problems.raise_if_any()
         spec.warnings = self.problems.warnings
         return spec
@@ -520,16 +525,18 @@ class _Builder:
             headers[name] = header
         return headers
 
-    # -- the validator cache ----------------------------------------------------------------
+    # -- the validators ----------------------------------------------------------------
 
-    def compile(self, spec: Spec) -> None:
+    def compile(self, spec: Spec, validators: ValidatorCache | None) -> None:
         # NOTE: imported here: brrt_actors.validation imports this package.
-        from brrt_actors.validation import compile_validator
+        from brrt_actors.validation import ValidatorCache
+
+        cache = ValidatorCache() if validators is None else validators
 
         def compile_one(schema: dict[str, Any] | None, pointer: str) -> None:
             if schema is not None:
                 try:
-                    compile_validator(schema, pointer=pointer)
+                    cache.compile(schema, pointer=pointer)
                 except SpecError as ex:
                     self.problems.extend(ex)
 

@@ -1,174 +1,110 @@
-"""One operation's compiled pipeline: the stages a request of that operation goes through.
+"""The request's way through one operation: the stages, compiled per operation at build time.
 
-Built once at start from the operation; a stage with nothing to do for the operation (no
-security, no parameters, no body) is simply not in the list, so the request path holds no
-branches on configuration:
+After the engine parsed the request, the app answered its built-ins and the router found the
+operation, a request goes through that operation's pipeline: the list of what the stage
+builders returned for it. Each module here is one stage and exposes one builder,
+``build(operation, context) -> Stage | None``; None means the operation does not need the
+stage, so no request branches on configuration. In order:
 
-    security (401/403, first: before any parameter error is revealed)
-    -> parameters (path/query/header/cookie)  -> body     (errors collected: one 400)
-    -> actor (mailbox, worker, deadline)       -> response encoding and validation
+    security    (`security`)    401 / 403, first: before any parameter error is revealed
+    parameters  (`parameters`)  path / query / header / cookie: style, explode, coercion,
+                                defaults; problems are collected, not raised
+    body        (`body`)        JSON / form / multipart / text, 413 / 415, the request
+                                schema; problems are collected
+    actor       (`actor`)       the collected problems become one 400; else the request goes
+                                into the operation's actor (bounded mailbox, worker greenlet,
+                                deadline: 503 / 504) and the handler's result comes back
+    response    (`response`)    the result encoded (JSON, bytes, streams) and checked against
+                                the declared responses (enforce | log | off)
+
+Around the stages, wrapping the whole run (an `Around` builder returns a wrapper, not a
+stage): measurement (`measure`: requests, latency and in-flight figures per operation).
+
+The `context` (`brrt_actors.context.BuildContext`) belongs to the app being built: its
+validators, security providers, metrics, settings, actors. Nothing compiled lives in module
+globals, so two apps, or the old and new version during a reload, can share a process.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from brrt_actors.errors import HTTPError
 from brrt_actors.handler import Request
-from brrt_actors.spec.model import Operation
-from brrt_actors.stages.body import BodyReader
-from brrt_actors.stages.parameters import ParameterDecoder
-from brrt_actors.stages.response import Encoded, ResponseEncoder
+from brrt_actors.stages import actor, body, measure, parameters, response, security
+from brrt_actors.stages.response import Encoded
 
 if TYPE_CHECKING:
-    from brrt_actors.actors import Actor
-    from brrt_actors.handler import Principal
-    from brrt_actors.metrics.figures import OperationMetrics
+    from brrt_actors.context import BuildContext
+    from brrt_actors.spec.model import Operation
 
-# A stage fills the request (or raises HTTPError); validation stages append error items.
-Stage = Callable[[Request, dict[str, str], list[dict[str, Any]]], None]
-
-
-SecurityStage = Callable[[dict[str, Any], str], "Principal | None"]
+__all__ = ["AROUND_BUILDERS", "STAGE_BUILDERS", "Around", "Encoded", "OperationPipeline",
+           "Run", "Stage", "build_pipeline"]
 
 
-def _security_stage(check: SecurityStage,
-                    failed: Callable[[int], None] | None = None) -> Stage:
-    def security(request: Request, raw_params: dict[str, str],
-                 errors: list[dict[str, Any]]) -> None:
-        principal = check(request.environ, request.request_id)
-        if principal is not None:
-            request.principal = principal
-            request.claims = principal.claims
+class Stage(Protocol):
+    """One step of the request's way: fills the request, or raises `HTTPError`.
 
-    if failed is None:
-        return security
+    Validation stages add what they find to ``request.problems`` (one 400 lists it all);
+    the actor stage sets ``request.result``, the response stage ``request.answer``.
+    """
 
-    def counted_security(request: Request, raw_params: dict[str, str],
-                         errors: list[dict[str, Any]]) -> None:
-        try:
-            principal = check(request.environ, request.request_id)
-        except HTTPError as ex:
-            failed(ex.status)
-            raise
-        if principal is not None:
-            request.principal = principal
-            request.claims = principal.claims
-
-    return counted_security
+    def __call__(self, request: Request, /) -> None: ...
 
 
-def _parameter_stage(decoder: ParameterDecoder) -> Stage:
-    decode = decoder.decode
-
-    def parameters(request: Request, raw_params: dict[str, str],
-                   errors: list[dict[str, Any]]) -> None:
-        (request.path_params, request.query, request.header_params, request.cookies,
-         problems) = decode(raw_params, request.environ)
-        if problems:
-            errors.extend(problems)
-
-    return parameters
+#: Serves one request of the operation: returns the answer or raises `HTTPError`.
+Run = Callable[[Request], Encoded]
 
 
-def _body_stage(reader: BodyReader) -> Stage:
-    read = reader.read
+class Around(Protocol):
+    """Wraps the run of the stages (measurement; tracing and access logs are alike)."""
 
-    def body(request: Request, raw_params: dict[str, str],
-             errors: list[dict[str, Any]]) -> None:
-        request.body, problems = read(request.environ)
-        if problems:
-            errors.extend(problems)
-
-    return body
+    def __call__(self, run: Run, /) -> Run: ...
 
 
-Run = Callable[[dict[str, Any], dict[str, str], str], Encoded]
+StageBuilder = Callable[["Operation", "BuildContext"], "Stage | None"]
+AroundBuilder = Callable[["Operation", "BuildContext"], "Around | None"]
 
-
-def _measured(serve: Run, figures: OperationMetrics) -> Run:
-    # PERF: ~0.5 µs per request in all (two perf_counter calls, the in-flight count, one
-    # `observe`); benchmarks/metrics.py compares the pipeline with metrics on and off.
-    observe = figures.observe
-
-    def run(environ: dict[str, Any], raw_params: dict[str, str], request_id: str) -> Encoded:
-        figures.in_flight += 1
-        start = perf_counter()
-        try:
-            encoded = serve(environ, raw_params, request_id)
-        except HTTPError as ex:
-            observe(ex.status, perf_counter() - start)
-            raise
-        except Exception:
-            observe(500, perf_counter() - start)  # the app answers 500
-            raise
-        finally:
-            figures.in_flight -= 1
-        observe(encoded[0], perf_counter() - start)
-        return encoded
-
-    return run
+#: The stage builders, in the order the request meets the stages.
+STAGE_BUILDERS: tuple[StageBuilder, ...] = (
+    security.build, parameters.build, body.build, actor.build, response.build)
+#: The wrappers, outermost first.
+AROUND_BUILDERS: tuple[AroundBuilder, ...] = (measure.build,)
 
 
 class OperationPipeline:
-    """Run one operation's stages, its actor, and its response encoding."""
+    """One operation's compiled stages; `run` serves a request of it."""
 
-    __slots__ = ("_ask", "_check_error", "_encode", "_stages", "actor", "encoder", "operation",
-                 "run")
+    __slots__ = ("_stages", "actor", "operation", "run", "stages")
 
-    def __init__(
-        self,
-        operation: Operation,
-        actor: Actor,
-        encoder: ResponseEncoder,
-        *,
-        security: SecurityStage | None,
-        max_body_bytes: int,
-        runtime_statuses: frozenset[int],
-        validate_error_statuses: bool,
-        metrics: OperationMetrics | None = None,
-        auth_failed: Callable[[int], None] | None = None,
-    ) -> None:
+    def __init__(self, operation: Operation, stages: Iterable[Stage],
+                 arounds: Iterable[Around] = (), *, actor: Any = None) -> None:
         self.operation = operation
         self.actor = actor
-        self.encoder = encoder
-        stages: list[Stage] = []
-        if security is not None:
-            stages.append(_security_stage(security, auth_failed))
-        if operation.parameters:
-            stages.append(_parameter_stage(ParameterDecoder(operation.parameters)))
-        if operation.request_body is not None:
-            stages.append(_body_stage(BodyReader(operation.request_body, max_body_bytes)))
-        self._stages = tuple(stages)
-        self._ask = actor.ask
-        self._encode = encoder.encode
-        statuses = runtime_statuses
-        check_error = encoder.check_error
+        self.stages: tuple[Stage, ...] = tuple(stages)
+        self._stages = self.stages
+        serve: Run = self._serve
+        for around in reversed(tuple(arounds)):
+            serve = around(serve)
+        self.run: Run = serve
 
-        def check_error_status(error: HTTPError) -> None:
-            check_error(error, statuses)
-
-        self._check_error: Callable[[HTTPError], None] | None = (
-            check_error_status if validate_error_statuses else None)
-        # `run(environ, raw_params, request_id)` serves one request and raises HTTPError for
-        # any answer that is an error. A callable swapped once: no per-request branch on
-        # whether metrics are on.
-        self.run: Run = self._serve if metrics is None else _measured(self._serve, metrics)
-
-    def _serve(self, environ: dict[str, Any], raw_params: dict[str, str],
-               request_id: str) -> Encoded:
-        request = Request(environ, self.operation, request_id)
-        errors: list[dict[str, Any]] = []
+    def _serve(self, request: Request) -> Encoded:
         for stage in self._stages:
-            stage(request, raw_params, errors)
-        if errors:
-            raise HTTPError(400, "the request does not match the API description",
-                            errors=errors)
-        try:
-            result = self._ask(request)
-        except HTTPError as ex:
-            if self._check_error is not None and ex.status < 500:
-                self._check_error(ex)
-            raise
-        return self._encode(result)
+            stage(request)
+        return request.answer
+
+    def __call__(self, environ: dict[str, Any], path: str, raw_path_params: dict[str, str],
+                 request_id: str) -> Encoded:
+        """Serve one request of the operation (the app calls this after routing)."""
+        return self.run(Request(environ, self.operation, request_id, path, raw_path_params))
+
+
+def build_pipeline(operation: Operation, context: BuildContext) -> OperationPipeline:
+    """Compile `operation`'s pipeline: what each builder returns, in order.
+
+    Raises:
+        SpecError: the operation cannot be served as the spec describes it.
+    """
+    stages = [stage for build in STAGE_BUILDERS if (stage := build(operation, context))]
+    arounds = [wrap for build in AROUND_BUILDERS if (wrap := build(operation, context))]
+    return OperationPipeline(operation, stages, arounds,
+                             actor=context.actors.get(operation.operation_id))

@@ -27,7 +27,7 @@ What the handler gets as ``request.body``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import multipart
@@ -45,7 +45,12 @@ from brrt_actors.coercion import (
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import UploadedFile
 from brrt_actors.spec.model import JSONSchema, MediaType, RequestBody
-from brrt_actors.validation import SchemaValidator, compile_validator
+from brrt_actors.validation import SchemaValidator, ValidatorCache
+
+if TYPE_CHECKING:
+    from brrt_actors.context import BuildContext
+    from brrt_actors.handler import Request
+    from brrt_actors.spec.model import Operation
 
 __all__ = ["BodyReader"]
 
@@ -168,13 +173,15 @@ class BodyReader:
         request_body: the operation's ``requestBody``.
         max_body_bytes: a larger body is refused with 413.
         max_parts: most parts a multipart body, or fields a form body, may have (413 above).
+        validators: the app's validator cache (a private one by default).
     """
 
     __slots__ = ("_accepted", "_cache", "_decoders", "_max", "_max_parts", "_required",
-                 "_wildcard_decoders", "_wildcards")
+                 "_validators", "_wildcard_decoders", "_wildcards")
 
     def __init__(self, request_body: RequestBody, max_body_bytes: int, *,
-                 max_parts: int = 1000) -> None:
+                 max_parts: int = 1000, validators: ValidatorCache | None = None) -> None:
+        self._validators = ValidatorCache() if validators is None else validators
         self._max = max_body_bytes
         self._max_parts = max_parts
         self._required = request_body.required
@@ -273,7 +280,8 @@ class BodyReader:
 
     def _decoder(self, kind: str, media: MediaType) -> _Decoder:
         schema = media.schema
-        validator = None if _is_binary(schema) else compile_validator(schema or {})
+        validator = (None if _is_binary(schema) else
+                     self._validators.compile(schema or {}, pointer=media.pointer + "/schema"))
         if kind == "json":
             return _json_decoder(validator)
         if kind == "form":
@@ -480,3 +488,25 @@ def _raw_decoder(data: bytes, content_type: str) -> tuple[Any, list[dict[str, An
     # NOTE: bytes cannot be checked against JSON Schema (an XML schema, say, describes a parsed
     # document this runtime does not produce), so raw bodies are not validated.
     return data, []
+
+
+class BodyStage:
+    """Read the request body onto the request; problems are collected."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, reader: BodyReader) -> None:
+        self._read = reader.read
+
+    def __call__(self, request: Request) -> None:
+        request.body, problems = self._read(request.environ)
+        if problems:
+            request.add_problems(problems)
+
+
+def build(operation: Operation, context: BuildContext) -> BodyStage | None:
+    """Return the body stage, or None when the operation declares no request body."""
+    if operation.request_body is None:
+        return None
+    return BodyStage(BodyReader(operation.request_body, context.settings.max_body_bytes,
+                                validators=context.validators))

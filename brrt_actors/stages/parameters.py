@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, unquote_plus
 
 from brrt_actors.coercion import (
@@ -43,7 +43,12 @@ from brrt_actors.coercion import (
 )
 from brrt_actors.errors import SpecError
 from brrt_actors.spec.model import MISSING, JSONSchema, Parameter
-from brrt_actors.validation import SchemaValidator, compile_validator
+from brrt_actors.validation import SchemaValidator, ValidatorCache
+
+if TYPE_CHECKING:
+    from brrt_actors.context import BuildContext
+    from brrt_actors.handler import Request
+    from brrt_actors.spec.model import Operation
 
 __all__ = ["ParameterDecoder", "parse_cookies", "parse_query"]
 
@@ -190,11 +195,24 @@ def _needs_validation(schema: JSONSchema | None) -> bool:
     return True
 
 
+class DecodedParameters(NamedTuple):
+    """One request's parameters, decoded."""
+
+    path: dict[str, Any]
+    query: dict[str, Any]
+    headers: dict[str, Any]
+    """Declared header parameters, by lower-case name."""
+    cookies: dict[str, Any]
+    """Every cookie, the declared ones decoded."""
+    errors: list[dict[str, Any]]
+
+
 class ParameterDecoder:
     """Decode, coerce and validate one operation's declared parameters.
 
     Args:
         parameters: the operation's parameters (path-item ones merged in).
+        validators: the app's validator cache (a private one by default).
 
     Raises:
         SpecError: a parameter's style does not fit its location or schema type.
@@ -202,7 +220,9 @@ class ParameterDecoder:
 
     __slots__ = ("_cookie", "_header", "_path", "_query")
 
-    def __init__(self, parameters: list[Parameter]) -> None:
+    def __init__(self, parameters: list[Parameter],
+                 validators: ValidatorCache | None = None) -> None:
+        validators = ValidatorCache() if validators is None else validators
         compiled: dict[str, list[_Compiled]] = {"path": [], "query": [], "header": [],
                                                 "cookie": []}
         problems: list[tuple[str, str]] = []
@@ -216,7 +236,7 @@ class ParameterDecoder:
                 problems.append((param.pointer, str(ex)))
                 continue
             schema = param.schema
-            validator = (compile_validator(schema)
+            validator = (validators.compile(schema, pointer=param.pointer + "/schema")
                          if schema is not None and _needs_validation(schema) else None)
             compiled[param.location].append(_Compiled(param, read, validator))
             if param.location == "query":
@@ -228,10 +248,8 @@ class ParameterDecoder:
         self._header = tuple(compiled["header"])
         self._cookie = tuple(compiled["cookie"])
 
-    def decode(
-        self, raw_path_params: dict[str, str], environ: dict[str, Any],
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any],
-               list[dict[str, Any]]]:
+    def decode(self, raw_path_params: dict[str, str], environ: dict[str, Any]
+               ) -> DecodedParameters:
         """Decode one request's parameters.
 
         Args:
@@ -239,8 +257,7 @@ class ParameterDecoder:
             environ: the WSGI environ.
 
         Returns:
-            (path params, query params, header params keyed by lower-case name, every
-            cookie with the declared ones decoded, error items).
+            The decoded values by location, and the error items.
         """
         errors: list[dict[str, Any]] = []
         path: dict[str, Any] = {}
@@ -264,7 +281,7 @@ class ParameterDecoder:
                 _run(self._cookie, jar, cookies, errors)
         elif self._cookie:
             _run(self._cookie, {}, cookies, errors)
-        return path, query, headers, cookies, errors
+        return DecodedParameters(path, query, headers, cookies, errors)
 
 
 def _run(params: tuple[_Compiled, ...], source: Any, out: dict[str, Any],
@@ -564,3 +581,32 @@ def _deep_object_reader(param: Parameter, schema: JSONSchema) -> _Reader:
         return build(pairs) if pairs else _ABSENT
 
     return read
+
+
+class ParameterStage:
+    """Decode the operation's parameters onto the request; problems are collected."""
+
+    __slots__ = ("_decode",)
+
+    def __init__(self, decoder: ParameterDecoder) -> None:
+        self._decode = decoder.decode
+
+    def __call__(self, request: Request) -> None:
+        decoded = self._decode(request.raw_path_params, request.environ)
+        request.path_params = decoded.path
+        request.query = decoded.query
+        request.header_params = decoded.headers
+        request.cookies = decoded.cookies
+        if decoded.errors:
+            request.add_problems(decoded.errors)
+
+
+def build(operation: Operation, context: BuildContext) -> ParameterStage | None:
+    """Return the parameter stage, or None when the operation declares no parameter.
+
+    Raises:
+        SpecError: a parameter's style does not fit its location or schema type.
+    """
+    if not operation.parameters:
+        return None
+    return ParameterStage(ParameterDecoder(operation.parameters, context.validators))

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import Response, is_stream
 from brrt_actors.spec.model import MediaType, Operation, ResponseSpec
-from brrt_actors.validation import SchemaValidator, compile_validator
+from brrt_actors.validation import SchemaValidator, ValidatorCache
+
+if TYPE_CHECKING:
+    from brrt_actors.context import BuildContext
+    from brrt_actors.handler import Request
 
 logger = logging.getLogger("brrt_actors.responses")
 
@@ -47,10 +51,10 @@ class _StatusRule:
 
     __slots__ = ("content", "json_type", "other_type", "validators")
 
-    def __init__(self, spec: ResponseSpec) -> None:
+    def __init__(self, spec: ResponseSpec, validators: ValidatorCache) -> None:
         self.content: dict[str, MediaType] = spec.content
         self.validators: dict[str, SchemaValidator] = {
-            media.content_type: compile_validator(media.schema, pointer=media.pointer + "/schema")
+            media.content_type: validators.compile(media.schema, pointer=media.pointer + "/schema")
             for media in spec.content.values() if media.schema is not None
         }
         json_types = [ct for ct in spec.content if is_json_media_type(ct)]
@@ -72,12 +76,14 @@ class ResponseEncoder:
 
     __slots__ = ("_enforce", "_rules", "encode", "none_status", "operation")
 
-    def __init__(self, operation: Operation, mode: str = "enforce") -> None:
+    def __init__(self, operation: Operation, mode: str = "enforce",
+                 validators: ValidatorCache | None = None) -> None:
         if mode not in VALIDATION_MODES:
             raise ValueError(f"response validation mode must be one of {VALIDATION_MODES}")
         self.operation = operation
+        cache = ValidatorCache() if validators is None else validators
         self._rules: dict[str, _StatusRule] = {
-            status.upper(): _StatusRule(spec) for status, spec in operation.responses.items()
+            status.upper(): _StatusRule(spec, cache) for status, spec in operation.responses.items()
         }
         # NOTE: a handler returning None answers 204 when the spec says so, else 200 null.
         self.none_status = 204 if "204" in self._rules and "200" not in self._rules else 200
@@ -208,3 +214,26 @@ def body_chunks(status: int, body: Any, content_type: str | None,
 def _encoded_stream(chunks: Iterable[Any]) -> Iterable[bytes]:
     for chunk in chunks:
         yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+
+
+def encoder_for(operation: Operation, context: BuildContext) -> ResponseEncoder:
+    """Return the operation's `ResponseEncoder`, built once per app and operation."""
+    return context.memo(("response-encoder", operation.operation_id), lambda: ResponseEncoder(
+        operation, context.settings.response_validation, context.validators))
+
+
+class ResponseStage:
+    """Turn the handler's value into the answer: status, headers, body chunks."""
+
+    __slots__ = ("_encode",)
+
+    def __init__(self, encoder: ResponseEncoder) -> None:
+        self._encode = encoder.encode
+
+    def __call__(self, request: Request) -> None:
+        request.answer = self._encode(request.result)
+
+
+def build(operation: Operation, context: BuildContext) -> ResponseStage:
+    """Return the operation's response stage (every operation has one)."""
+    return ResponseStage(encoder_for(operation, context))
