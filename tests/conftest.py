@@ -1,13 +1,19 @@
 """Test setup: gevent monkey-patching first, as the entry point does."""
+from __future__ import annotations
+
 from gevent import monkey
 
 monkey.patch_all()
 
 import os  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any, Protocol  # noqa: E402
 
 import pytest  # noqa: E402
+
+if TYPE_CHECKING:
+    from brrt_actors.entrypoints.server import HTTPServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -43,3 +49,53 @@ def apps() -> Iterator[list[object]]:
     yield built
     for app in built:
         app.stop(0.5)  # type: ignore[attr-defined]
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Serve(Protocol):
+    """What the `serve` fixture returns (annotate a test's `serve` parameter with it)."""
+
+    def __call__(self, app: WSGIApp, *,
+                 before_start: Callable[[HTTPServer], object] | None = None,
+                 **options: Any) -> HTTPServer: ...
+
+
+@pytest.fixture()
+def serve(apps: list[object]) -> Iterator[Serve]:
+    """Serve WSGI apps (brrt Apps or any other) with the project's HTTPServer on real sockets.
+
+    ``serve(app, **options)`` builds an `HTTPServer` on 127.0.0.1, any free port (``host``
+    and ``port`` may be given), with any other option of its constructor (``engine``,
+    ``max_body_bytes``, ``header_timeout_s``, ``keepalive_timeout_s``, ``max_connections``,
+    ...), calls ``before_start(server)`` when given (to patch the engine), starts it and
+    returns it: ``server.address`` and ``server.url`` are the bound ones. At teardown the
+    servers stop (no grace), then the brrt Apps given are stopped by `apps`.
+    """
+    # NOTE: imported here, not at the top: a module of the package that fails to import
+    # then fails the tests that serve, not the collection of every test module.
+    from brrt_actors.app import App
+    from brrt_actors.entrypoints.server import HTTPServer
+
+    servers: list[HTTPServer] = []
+
+    def _serve(app: WSGIApp, *, before_start: Callable[[HTTPServer], object] | None = None,
+               **options: Any) -> HTTPServer:
+        if isinstance(app, str):
+            raise TypeError(f"serve(app, engine={app!r}): the app comes first, "
+                            "the engine is a keyword")
+        if isinstance(app, App) and not any(app is built for built in apps):
+            apps.append(app)  # NOTE: `apps` tears down after this fixture: servers stop first
+        options.setdefault("host", "127.0.0.1")
+        options.setdefault("port", 0)
+        server = HTTPServer(app, **options)
+        if before_start is not None:
+            before_start(server)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield _serve
+    for server in servers:
+        server.stop(grace_s=0)

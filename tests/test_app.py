@@ -14,6 +14,7 @@ import gevent
 import pytest
 import ujson
 import yaml
+from conftest import Serve
 from gevent.event import Event
 
 from brrt_actors import HTTPError, Request, Response, create_app
@@ -106,22 +107,6 @@ def client(make_app: Callable[..., App]) -> Client:
 
 # -- real sockets --------------------------------------------------------------------------
 
-@pytest.fixture()
-def serve() -> Iterator[Callable[[App], HTTPServer]]:
-    """Serve an app on 127.0.0.1:0; servers are stopped at teardown (before the apps)."""
-    servers: list[HTTPServer] = []
-
-    def start(app: App) -> HTTPServer:
-        server = HTTPServer(app, host="127.0.0.1", port=0, keepalive_timeout_s=2)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop(grace_s=0)
-
-
 class Reply:
     """One response read off a real socket."""
 
@@ -175,7 +160,7 @@ class Concurrency:
 # -- actors through HTTP (real sockets, concurrent clients) --------------------------------
 
 def test_deadline_gives_504_and_frees_the_only_worker(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer]) -> None:
+        make_app: Callable[..., App], serve: Serve) -> None:
     cancelled = Event()
 
     def slow(request: Request) -> dict[str, Any]:
@@ -186,7 +171,8 @@ def test_deadline_gives_504_and_frees_the_only_worker(
             raise
         return {"slept_ms": request.query["sleep_ms"]}
 
-    server = serve(make_app(ACTORS_SPEC, {"slow": slow}, BRRTR_HANDLER_WORKERS="4"))
+    server = serve(make_app(ACTORS_SPEC, {"slow": slow}, BRRTR_HANDLER_WORKERS="4"),
+                   keepalive_timeout_s=2)
     started = time.monotonic()
     reply = call(server, "/slow?sleep_ms=2000")
     elapsed = time.monotonic() - started
@@ -200,7 +186,7 @@ def test_deadline_gives_504_and_frees_the_only_worker(
 
 
 def test_flood_past_the_mailbox_is_shed_while_other_operations_answer(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer]) -> None:
+        make_app: Callable[..., App], serve: Serve) -> None:
     running, release = Event(), Event()
 
     def flood(request: Request) -> dict[str, Any]:
@@ -208,7 +194,8 @@ def test_flood_past_the_mailbox_is_shed_while_other_operations_answer(
         release.wait(2)
         return {"ok": True}
 
-    server = serve(make_app(ACTORS_SPEC, {"flood": flood, "ping": lambda request: {"pong": 1}}))
+    server = serve(make_app(ACTORS_SPEC, {"flood": flood, "ping": lambda request: {"pong": 1}}),
+                   keepalive_timeout_s=2)
     first = gevent.spawn(call, server, "/flood")
     assert running.wait(1)  # the one worker is busy; the mailbox (2) is empty
     rest = [gevent.spawn(call, server, "/flood") for _ in range(7)]
@@ -230,14 +217,14 @@ def test_flood_past_the_mailbox_is_shed_while_other_operations_answer(
 
 
 def test_handler_failure_is_500_without_internals_and_the_worker_goes_on(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer],
+        make_app: Callable[..., App], serve: Serve,
         caplog: pytest.LogCaptureFixture) -> None:
     def boom(request: Request) -> dict[str, Any]:
         if request.query["fail"]:
             raise RuntimeError("db password hunter2 in /srv/secret.cfg")
         return {"fine": True}
 
-    server = serve(make_app(ACTORS_SPEC, {"boom": boom}))
+    server = serve(make_app(ACTORS_SPEC, {"boom": boom}), keepalive_timeout_s=2)
     with caplog.at_level(logging.ERROR, logger="brrt_actors"):
         reply = call(server, "/boom?fail=true", headers={"X-Request-ID": "req-boom-1"})
     body = assert_socket_problem(reply, 500)
@@ -251,7 +238,7 @@ def test_handler_failure_is_500_without_internals_and_the_worker_goes_on(
 
 
 def test_one_worker_serialises_and_eight_workers_run_eight_at_once(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer]) -> None:
+        make_app: Callable[..., App], serve: Serve) -> None:
     serial, parallel = Concurrency(), Concurrency()
     eight_in = Event()
 
@@ -269,7 +256,8 @@ def test_one_worker_serialises_and_eight_workers_run_eight_at_once(
         parallel.leave()
         return {}
 
-    server = serve(make_app(ACTORS_SPEC, {"serial": run_serial, "parallel": run_parallel}))
+    server = serve(make_app(ACTORS_SPEC, {"serial": run_serial, "parallel": run_parallel}),
+                   keepalive_timeout_s=2)
     clients = ([gevent.spawn(call, server, "/serial") for _ in range(8)]
                + [gevent.spawn(call, server, "/parallel") for _ in range(10)])
     gevent.joinall(clients, timeout=1)
@@ -295,8 +283,8 @@ def test_wrong_method_is_405_with_allow(client: Client) -> None:
 
 
 def test_head_is_served_by_get_without_a_body(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer]) -> None:
-    server = serve(make_app())
+        make_app: Callable[..., App], serve: Serve) -> None:
+    server = serve(make_app(), keepalive_timeout_s=2)
     get = call(server, "/items")
     assert (get.status, get.body) == (200, b'[{"id":1,"name":"one"}]')
     # NOTE: a raw socket: http.client would silently drop bytes sent after a HEAD response.
@@ -341,8 +329,8 @@ def test_path_parameter_is_decoded_after_matching(client: Client) -> None:
 
 
 def test_absolute_form_request_target_is_routed(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer]) -> None:
-    server = serve(make_app())
+        make_app: Callable[..., App], serve: Serve) -> None:
+    server = serve(make_app(), keepalive_timeout_s=2)
     reply = call(server, f"http://127.0.0.1:{server.address[1]}/files/a%2Fb?x=1")
     assert (reply.status, reply.json()) == (200, {"name": "a/b"})
 
@@ -546,8 +534,8 @@ def test_content_type_header_from_the_handler_is_sent_once(
 
 
 def test_stream_arrives_whole_over_a_real_socket(
-        make_app: Callable[..., App], serve: Callable[[App], HTTPServer]) -> None:
-    server = serve(make_app())
+        make_app: Callable[..., App], serve: Serve) -> None:
+    server = serve(make_app(), keepalive_timeout_s=2)
     reply = call(server, "/events")
     assert reply.status == 200
     assert reply.headers["content-type"] == "text/event-stream"

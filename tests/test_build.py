@@ -20,9 +20,12 @@ HANDLERS = str(ROOT / "handlers")
 
 
 def _greenlets() -> int:
+    """Count the live greenlets (those of earlier tests may still be ending, never starting)."""
     gevent.get_hub()  # NOTE: the hub itself is a greenlet, made on first use
+    gevent.sleep(0)
     gc.collect()
-    return sum(1 for thing in gc.get_objects() if isinstance(thing, greenlet.greenlet))
+    return sum(1 for thing in gc.get_objects()
+               if isinstance(thing, greenlet.greenlet) and not thing.dead)
 
 
 def _many_workers_spec(tmp_path: Path, operations: int = 10, workers: int = 1000) -> Path:
@@ -41,7 +44,7 @@ def test_building_starts_no_greenlet() -> None:
     app = build_app(PETSTORE, HANDLERS, environ=PETSTORE_ENV)
     assert not app.started and not app.ready
     assert all(not actor.workers for actor in app.actors)
-    assert _greenlets() == before
+    assert _greenlets() <= before
     app.stop(0)
 
 
@@ -70,7 +73,7 @@ def test_routes_of_ten_thousand_workers_start_no_greenlet(tmp_path: Path) -> Non
     rows = out.getvalue().splitlines()[1:]
     assert len(rows) == 10
     assert all(" 1000 " in row for row in rows)
-    assert _greenlets() == before
+    assert _greenlets() <= before
 
 
 def test_check_starts_no_greenlet(tmp_path: Path) -> None:
@@ -79,7 +82,7 @@ def test_check_starts_no_greenlet(tmp_path: Path) -> None:
     out = io.StringIO()
     assert commands.check_spec(spec, None, out) == 0
     assert "OK (10 operations)" in out.getvalue()
-    assert _greenlets() == before
+    assert _greenlets() <= before
 
 
 def test_two_apps_in_one_process_share_no_compiled_state(apps: list[Any]) -> None:

@@ -114,18 +114,19 @@ class Served:
 
 
 @pytest.fixture()
-def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+def serve_cli(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start `brrt serve ARGS` processes (port 0 unless given); all are killed at teardown."""
     started: list[Served] = []
 
-    def serve(*args: str, env: dict[str, str] | None = None, command: str = "module",
-              port: str | None = "0") -> Served:
+    def _serve_cli(*args: str, env: dict[str, str] | None = None, command: str = "module",
+                   port: str | None = "0") -> Served:
         argv = [*args, *(["--port", port] if port is not None else [])]
         served = Served(argv, environment(**KEY_ENV) if env is None else env,
                         tmp_path / f"serve-{len(started)}.log", command)
         started.append(served)
         return served
 
-    yield serve
+    yield _serve_cli
     for served in started:
         served.kill()
 
@@ -141,8 +142,8 @@ def refused(host: str, port: int) -> bool:
 # -- serve ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_serve_petstore_then_sigterm(serve: Callable[..., Served], command: str) -> None:
-    server = serve(PETSTORE, "--handlers", "handlers", command=command)
+def test_serve_petstore_then_sigterm(serve_cli: Callable[..., Served], command: str) -> None:
+    server = serve_cli(PETSTORE, "--handlers", "handlers", command=command)
     assert server.port != 0
     assert f"listening on http://127.0.0.1:{server.port}" in server.output
     status, headers, body = server.get("/pets/1", headers=KEY)
@@ -157,10 +158,10 @@ def test_serve_petstore_then_sigterm(serve: Callable[..., Served], command: str)
     assert "Traceback" not in server.output
 
 
-def test_sigterm_lets_inflight_request_finish(serve: Callable[..., Served]) -> None:
+def test_sigterm_lets_inflight_request_finish(serve_cli: Callable[..., Served]) -> None:
     env = environment(BRRTR_SHUTDOWN_GRACE_S="30")
-    server = serve(str(TEST_SPECS / "slow.yaml"), "--handlers", str(FIXTURES / "fx_slow.py"),
-                   env=env)
+    server = serve_cli(str(TEST_SPECS / "slow.yaml"), "--handlers", str(FIXTURES / "fx_slow.py"),
+                       env=env)
     assert server.get("/fast")[0] == 200
     slow = gevent.spawn(server.get, "/slow?seconds=1.5")
     server.wait_for("slow request")  # the request is in the handler now
@@ -176,9 +177,9 @@ def test_sigterm_lets_inflight_request_finish(serve: Callable[..., Served]) -> N
     assert "stopped" in server.output
 
 
-def test_sigterm_does_not_wait_for_idle_keepalive(serve: Callable[..., Served]) -> None:
-    server = serve(str(TEST_SPECS / "slow.yaml"), "--handlers", str(FIXTURES / "fx_slow.py"),
-                   env=environment(BRRTR_SHUTDOWN_GRACE_S="60", BRRTR_KEEPALIVE_TIMEOUT_S="60"))
+def test_sigterm_does_not_wait_for_idle_keepalive(serve_cli: Callable[..., Served]) -> None:
+    server = serve_cli(str(TEST_SPECS / "slow.yaml"), "--handlers", str(FIXTURES / "fx_slow.py"),
+                       env=environment(BRRTR_SHUTDOWN_GRACE_S="60", BRRTR_KEEPALIVE_TIMEOUT_S="60"))
     idle = http.client.HTTPConnection(server.host, server.port, timeout=10)
     idle.request("GET", "/fast")
     assert idle.getresponse().read() == b'{"ok":true}'
@@ -191,34 +192,34 @@ def test_sigterm_does_not_wait_for_idle_keepalive(serve: Callable[..., Served]) 
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_sigint_exits_zero(serve: Callable[..., Served], command: str) -> None:
-    server = serve(PETSTORE, "--handlers", "handlers", command=command)
+def test_sigint_exits_zero(serve_cli: Callable[..., Served], command: str) -> None:
+    server = serve_cli(PETSTORE, "--handlers", "handlers", command=command)
     assert server.get("/pets", headers=KEY)[0] == 200
     assert server.signal(signal.SIGINT) == 0
     assert "SIGINT received" in server.output
     assert "KeyboardInterrupt" not in server.output
 
 
-def test_config_file_supplies_the_key(serve: Callable[..., Served]) -> None:
-    server = serve(PETSTORE, "--handlers", "handlers", "--config", "specs/petstore.config.yaml",
-                   env=environment())
+def test_config_file_supplies_the_key(serve_cli: Callable[..., Served]) -> None:
+    server = serve_cli(PETSTORE, "--handlers", "handlers", "--config", "specs/petstore.config.yaml",
+                       env=environment())
     assert server.get("/pets/1", headers=KEY)[0] == 200
     assert server.get("/pets/1", headers={"X-API-Key": "wrong"})[0] == 401
     assert server.signal(signal.SIGTERM) == 0
 
 
-def test_port_from_env(serve: Callable[..., Served]) -> None:
+def test_port_from_env(serve_cli: Callable[..., Served]) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    server = serve(PETSTORE, "--handlers", "handlers", port=None,
-                   env=environment(**KEY_ENV, PORT=str(free)))
+    server = serve_cli(PETSTORE, "--handlers", "handlers", port=None,
+                       env=environment(**KEY_ENV, PORT=str(free)))
     assert server.port == free
     assert server.get("/health")[0] == 200
 
 
-def test_mock_serves_without_handlers(serve: Callable[..., Served]) -> None:
-    server = serve(str(TEST_SPECS / "discovery.yaml"), "--mock", env=environment())
+def test_mock_serves_without_handlers(serve_cli: Callable[..., Served]) -> None:
+    server = serve_cli(str(TEST_SPECS / "discovery.yaml"), "--mock", env=environment())
     status, _, body = server.get("/things/3")
     assert status == 200 and ujson.loads(body) == {"id": 7, "from": "example"}
     assert "mock mode" in server.output
@@ -266,9 +267,9 @@ def test_unconfigured_schemes_are_all_named() -> None:
         assert variable in result.stderr
 
 
-def test_dev_serves_unconfigured_schemes_loudly(serve: Callable[..., Served]) -> None:
-    server = serve(str(TEST_SPECS / "security_schemes.yaml"), "--mock", "--dev",
-                   env=environment())
+def test_dev_serves_unconfigured_schemes_loudly(serve_cli: Callable[..., Served]) -> None:
+    server = serve_cli(str(TEST_SPECS / "security_schemes.yaml"), "--mock", "--dev",
+                       env=environment())
     assert server.output.count("WARNING brrt_actors.security: DEVELOPMENT DEFAULT") == 5
     assert "DEV MODE" in server.output
     assert server.get("/apikey", headers={"X-API-Key": "dev"})[0] == 200
@@ -299,7 +300,7 @@ def config_secret(section: str, scheme: str) -> str:
     return secret
 
 
-def test_token_verifies_and_opens_secure(serve: Callable[..., Served]) -> None:
+def test_token_verifies_and_opens_secure(serve_cli: Callable[..., Served]) -> None:
     result = brrt("token", "--scheme", "BearerAuth", "--config", PETSTORE_CONFIG,
                   "--sub", "alice", "--ttl", "120")
     assert result.returncode == 0, result.stderr
@@ -308,8 +309,8 @@ def test_token_verifies_and_opens_secure(serve: Callable[..., Served]) -> None:
     claims = pyjwt.decode(token, config_secret("bearer", "BearerAuth"), algorithms=["HS256"])
     assert claims["sub"] == "alice" and 110 <= claims["exp"] - time.time() <= 121
     assert "scope" not in claims
-    server = serve(PETSTORE, "--handlers", "handlers", "--config", PETSTORE_CONFIG,
-                   env=environment())
+    server = serve_cli(PETSTORE, "--handlers", "handlers", "--config", PETSTORE_CONFIG,
+                       env=environment())
     status, _, body = server.get("/secure", headers={"Authorization": f"Bearer {token}"})
     assert status == 200, body
     assert ujson.loads(body) == {"status": "ok", "scheme": "BearerAuth", "subject": "alice",
@@ -566,25 +567,25 @@ def test_run_serve_refuses_in_process(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_serve_spec_port_in_use_stops_the_actors(monkeypatch: pytest.MonkeyPatch) -> None:
-    from brrt_actors import ConfigError, app
-    from brrt_actors.entrypoints import commands as runner
+    from brrt_actors import ConfigError
+    from brrt_actors.entrypoints import commands
 
     built: list[Any] = []
-    real = app.create_app
+    real = commands.build_app
 
-    def create_app(*args: Any, **kwargs: Any) -> Any:
+    def build_app(*args: Any, **kwargs: Any) -> Any:
         built.append(real(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(runner, "create_app", create_app)
+    monkeypatch.setattr(commands, "build_app", build_app)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}") as info:
-            runner.serve_spec(ROOT / PETSTORE, str(ROOT / "handlers"), port=port,
-                              environ=KEY_ENV)
-    assert len(built) == 1 and not built[0].ready  # its actors were stopped
+            commands.serve_spec(ROOT / PETSTORE, str(ROOT / "handlers"), port=port,
+                                environ=KEY_ENV)
+    assert len(built) == 1 and not built[0].started  # no actor was left running
     del info
     gc.collect()  # the leaked socket goes here, while the warning filters apply
 
@@ -592,13 +593,13 @@ def test_serve_spec_port_in_use_stops_the_actors(monkeypatch: pytest.MonkeyPatch
 # -- token and hash-password, in process -----------------------------------------------------
 
 def test_make_token_carries_iss_and_aud(tmp_path: Path) -> None:
-    from brrt_actors.entrypoints import commands as runner
+    from brrt_actors.entrypoints import commands
 
     config = tmp_path / "config.yaml"
     config.write_text("security:\n  bearer:\n    BearerAuth: {secret: in-process-secret-"
                       "0123456789abcdef, iss: 'https://issuer', aud: [a, b]}\n")
-    token = runner.make_token("BearerAuth", config_file=str(config), subject="bob",
-                              scopes=["read", "write"], ttl_s=60, environ={})
+    token = commands.make_token("BearerAuth", config_file=str(config), subject="bob",
+                                scopes=["read", "write"], ttl_s=60, environ={})
     claims = pyjwt.decode(token, "in-process-secret-0123456789abcdef", algorithms=["HS256"],
                           audience="a", issuer="https://issuer")
     assert claims["sub"] == "bob" and claims["scope"] == "read write"
@@ -607,10 +608,10 @@ def test_make_token_carries_iss_and_aud(tmp_path: Path) -> None:
 
 def test_make_token_unknown_scheme_in_spec() -> None:
     from brrt_actors import ConfigError
-    from brrt_actors.entrypoints import commands as runner
+    from brrt_actors.entrypoints import commands
 
     with pytest.raises(ConfigError, match="the spec has no security scheme 'Nope'"):
-        runner.make_token("Nope", spec=ROOT / PETSTORE, environ={})
+        commands.make_token("Nope", spec=ROOT / PETSTORE, environ={})
 
 
 def test_hash_password_prompts_twice_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -618,7 +619,7 @@ def test_hash_password_prompts_twice_on_a_terminal(monkeypatch: pytest.MonkeyPat
     import io
 
     from brrt_actors import ConfigError
-    from brrt_actors.entrypoints import commands as runner
+    from brrt_actors.entrypoints import commands
     from brrt_actors.security.basic import parse_password_hash
 
     class Terminal(io.StringIO):
@@ -628,8 +629,8 @@ def test_hash_password_prompts_twice_on_a_terminal(monkeypatch: pytest.MonkeyPat
     answers = iter(["typed", "typed", "one", "two"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     out = io.StringIO()
-    assert runner.print_password_hash(out, Terminal()) == 0
+    assert commands.print_password_hash(out, Terminal()) == 0
     parsed = parse_password_hash(out.getvalue().strip())
     assert parsed.matches(parsed.derive(b"typed"))
     with pytest.raises(ConfigError, match="the passwords differ"):
-        runner.print_password_hash(io.StringIO(), Terminal())
+        commands.print_password_hash(io.StringIO(), Terminal())

@@ -35,13 +35,15 @@ def fixtures_on_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture()
-def serve(apps: list[object]) -> Callable[..., Client]:
-    def serve(handlers: Any, **kwargs: Any) -> Client:
+def client_for(apps: list[object]) -> Callable[..., Client]:
+    """Build an app on the discovery spec with these handlers; an in-process client for it."""
+
+    def _client_for(handlers: Any, **kwargs: Any) -> Client:
         app = create_app(SPEC, handlers, environ={}, **kwargs)
         apps.append(app)
         return Client(app)
 
-    return serve
+    return _client_for
 
 
 def origins(client: Client) -> dict[str, str]:
@@ -62,8 +64,8 @@ def origins(client: Client) -> dict[str, str]:
 
 # -- the forms of the handlers argument ----------------------------------------------------
 
-def test_package_name_with_submodules(serve: Callable[..., Client]) -> None:
-    assert origins(serve("fx_shop")) == {
+def test_package_name_with_submodules(client_for: Callable[..., Client]) -> None:
+    assert origins(client_for("fx_shop")) == {
         "list_things": "fx_shop.things",
         "get_thing": "fx_shop.things",
         "create_thing": "fx_shop.nested.deep",  # x-handler, in a nested package
@@ -71,39 +73,39 @@ def test_package_name_with_submodules(serve: Callable[..., Client]) -> None:
     }
 
 
-def test_package_folder_path(serve: Callable[..., Client]) -> None:
-    assert origins(serve(str(FIXTURES / "fx_shop")))["create_thing"] == "fx_shop.nested.deep"
-    assert origins(serve(FIXTURES / "fx_shop"))["get_thing"] == "fx_shop.things"
+def test_package_folder_path(client_for: Callable[..., Client]) -> None:
+    assert origins(client_for(str(FIXTURES / "fx_shop")))["create_thing"] == "fx_shop.nested.deep"
+    assert origins(client_for(FIXTURES / "fx_shop"))["get_thing"] == "fx_shop.things"
 
 
-def test_package_folder_path_not_on_sys_path(serve: Callable[..., Client],
+def test_package_folder_path_not_on_sys_path(client_for: Callable[..., Client],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(FIXTURES)])
-    assert origins(serve(f"{FIXTURES}/fx_shop/"))["ping"] == "fx_shop"
+    assert origins(client_for(f"{FIXTURES}/fx_shop/"))["ping"] == "fx_shop"
     assert str(FIXTURES) in sys.path  # put there so the package can import itself
 
 
-def test_module_name(serve: Callable[..., Client]) -> None:
-    assert set(origins(serve("fx_single")).values()) == {"fx_single"}
+def test_module_name(client_for: Callable[..., Client]) -> None:
+    assert set(origins(client_for("fx_single")).values()) == {"fx_single"}
 
 
-def test_submodule_name(serve: Callable[..., Client]) -> None:
+def test_submodule_name(client_for: Callable[..., Client]) -> None:
     # A module inside a package: only its own functions.
     _, missing = resolve_handlers(load_spec(SPEC).operations, "fx_shop.things")
     assert sorted(op.operation_id for op in missing) == ["create_thing", "ping"]
 
 
-def test_py_file_path(serve: Callable[..., Client]) -> None:
-    assert set(origins(serve(str(FIXTURES / "fx_single.py"))).values()) == {"fx_single"}
+def test_py_file_path(client_for: Callable[..., Client]) -> None:
+    assert set(origins(client_for(str(FIXTURES / "fx_single.py"))).values()) == {"fx_single"}
 
 
-def test_module_object(serve: Callable[..., Client]) -> None:
+def test_module_object(client_for: Callable[..., Client]) -> None:
     import fx_single  # type: ignore[import-not-found]
 
-    assert set(origins(serve(fx_single)).values()) == {"fx_single"}
+    assert set(origins(client_for(fx_single)).values()) == {"fx_single"}
 
 
-def test_mapping(serve: Callable[..., Client]) -> None:
+def test_mapping(client_for: Callable[..., Client]) -> None:
     handlers = {
         "list_things": lambda request: [{"id": 1, "from": "dict"}],
         "get_thing": lambda request: {"id": request.path_params["id"], "from": "dict"},
@@ -111,15 +113,15 @@ def test_mapping(serve: Callable[..., Client]) -> None:
         "make_thing": lambda request: Response(201, {"id": 3, "from": "dict"}),
         "ping": lambda request: {"from": "dict"},
     }
-    assert set(origins(serve(handlers)).values()) == {"dict"}
+    assert set(origins(client_for(handlers)).values()) == {"dict"}
 
 
-def test_mapping_keyed_by_operation_id(serve: Callable[..., Client]) -> None:
+def test_mapping_keyed_by_operation_id(client_for: Callable[..., Client]) -> None:
     import fx_single  # type: ignore[import-not-found]
 
     handlers = {"list_things": fx_single.list_things, "get_thing": fx_single.get_thing,
                 "create_thing": fx_single.make_thing, "ping": fx_single.ping}
-    assert set(origins(serve(handlers)).values()) == {"fx_single"}
+    assert set(origins(client_for(handlers)).values()) == {"fx_single"}
 
 
 # -- what counts as a handler --------------------------------------------------------------
@@ -154,16 +156,16 @@ def test_two_functions_for_one_operation() -> None:
         collect_functions(import_handlers_module("fx_clash"))
 
 
-def test_clash_stops_create_app(serve: Callable[..., Client]) -> None:
+def test_clash_stops_create_app(client_for: Callable[..., Client]) -> None:
     with pytest.raises(SpecError, match=r"fx_clash\.a.*fx_clash\.b"):
-        serve("fx_clash", mock=True)
+        client_for("fx_clash", mock=True)
 
 
 # -- missing handlers ----------------------------------------------------------------------
 
-def test_missing_handlers_listed_together(serve: Callable[..., Client]) -> None:
+def test_missing_handlers_listed_together(client_for: Callable[..., Client]) -> None:
     with pytest.raises(SpecError) as info:
-        serve("fx_partial")
+        client_for("fx_partial")
     problems = dict(info.value.problems)
     assert set(problems) == set(POINTERS.values())
     for operation_id, pointer in POINTERS.items():
@@ -176,16 +178,16 @@ def test_missing_handlers_listed_together(serve: Callable[..., Client]) -> None:
     assert "GET /things/{id}" in message and "POST /things" in message
 
 
-def test_no_handlers_at_all(serve: Callable[..., Client]) -> None:
+def test_no_handlers_at_all(client_for: Callable[..., Client]) -> None:
     with pytest.raises(SpecError) as info:
-        serve(None)
+        client_for(None)
     assert len(info.value.problems) == 4
 
 
-def test_mock_fills_missing_handlers(serve: Callable[..., Client],
+def test_mock_fills_missing_handlers(client_for: Callable[..., Client],
                                      caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        client = serve("fx_partial", mock=True)
+        client = client_for("fx_partial", mock=True)
     assert client.get("/ping").json() == {"from": "fx_partial"}  # the real handler
     thing = client.get("/things/5")
     assert thing.status == 200 and thing.json() == {"id": 7, "from": "example"}

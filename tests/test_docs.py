@@ -11,16 +11,15 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import Serve
 
 from brrt_actors import create_app
-from brrt_actors.app import App
-from brrt_actors.entrypoints.server import HTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
@@ -129,25 +128,6 @@ def render(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[
     return _render
 
 
-@pytest.fixture()
-def serve(apps: list[object]) -> Iterator[Callable[[WSGIApp], str]]:
-    """Serve a WSGI app on 127.0.0.1 (any port); return its base URL."""
-    servers: list[HTTPServer] = []
-
-    def _serve(app: WSGIApp) -> str:
-        if isinstance(app, App):
-            apps.append(app)
-        server = HTTPServer(app, host="127.0.0.1", port=0)
-        server.start()
-        servers.append(server)
-        host, port = server.address
-        return f"http://{host}:{port}"
-
-    yield _serve
-    for server in servers:
-        server.stop(grace_s=0)
-
-
 def _summaries(dom: str) -> list[str]:
     return SUMMARY.findall(dom)
 
@@ -165,10 +145,10 @@ def _spec_31(tmp_path: Path, base: str) -> Path:
 
 
 def test_docs_render_every_petstore_operation(
-        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        render: Callable[[str], str], serve: Serve,
         petstore_env: dict[str, str]) -> None:
     app = create_app(SPECS / "petstore.yaml", "handlers", environ=petstore_env)
-    dom = render(serve(app) + "/docs")
+    dom = render(serve(app).url + "/docs")
     _assert_swagger_ui_5(dom)
     expected = [op.summary for op in app.spec.operations]
     assert len(expected) == 22
@@ -180,9 +160,9 @@ def test_docs_render_every_petstore_operation(
 
 
 def test_docs_render_a_31_document_that_owns_openapi_json(
-        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        render: Callable[[str], str], serve: Serve,
         tmp_path: Path) -> None:
-    url = serve(create_app(_spec_31(tmp_path, "/"), mock=True))
+    url = serve(create_app(_spec_31(tmp_path, "/"), mock=True)).url
     dom = render(url + "/docs")
     _assert_swagger_ui_5(dom)
     # The page reads the effective spec, not the operation that took /openapi.json.
@@ -193,11 +173,11 @@ def test_docs_render_a_31_document_that_owns_openapi_json(
 
 
 def test_docs_render_under_a_base_path_behind_a_proxy_prefix(
-        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        render: Callable[[str], str], serve: Serve,
         tmp_path: Path, apps: list[object]) -> None:
     app = create_app(_spec_31(tmp_path, "/api/v1"), mock=True)
     apps.append(app)
-    url = serve(_behind_prefix(app, "/gateway"))
+    url = serve(_behind_prefix(app, "/gateway")).url
     dom = render(url + "/gateway/docs")
     _assert_swagger_ui_5(dom)
     assert "Read a thing" in _summaries(dom)
@@ -206,10 +186,10 @@ def test_docs_render_under_a_base_path_behind_a_proxy_prefix(
 
 
 def test_redoc_renders_the_petstore(
-        render: Callable[[str], str], serve: Callable[[WSGIApp], str],
+        render: Callable[[str], str], serve: Serve,
         petstore_env: dict[str, str]) -> None:
     app = create_app(SPECS / "petstore.yaml", "handlers", environ=petstore_env)
-    dom = render(serve(app) + "/redoc")
+    dom = render(serve(app).url + "/redoc")
     assert "Something went wrong" not in dom
     for operation in app.spec.operations:
         assert html_text(operation.summary) in dom, operation.summary
@@ -218,11 +198,11 @@ def test_redoc_renders_the_petstore(
 
 @pytest.mark.reference
 def test_docs_render_the_brrtrouter_petstore(
-        render: Callable[[str], str], serve: Callable[[WSGIApp], str]) -> None:
+        render: Callable[[str], str], serve: Serve) -> None:
     if not REFERENCE_PETSTORE.is_file():
         pytest.skip(f"{REFERENCE_PETSTORE} is absent")
     app = create_app(REFERENCE_PETSTORE, mock=True, environ={})
-    dom = render(serve(app) + "/docs")
+    dom = render(serve(app).url + "/docs")
     _assert_swagger_ui_5(dom)
     document = yaml.safe_load(REFERENCE_PETSTORE.read_text())
     operations = [op for item in document["paths"].values() for method, op in item.items()

@@ -15,11 +15,12 @@ from typing import Any
 
 import gevent
 import pytest
+from conftest import Serve
 from gevent.event import Event
-from gevent.pool import Pool
 
 from brrt_actors.engine import fdlimit
 from brrt_actors.engine.httptools_server import HttptoolsServer
+from brrt_actors.entrypoints.server import HTTPServer
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -42,9 +43,8 @@ def held() -> Iterator[dict[str, Event]]:
 
 
 @pytest.fixture
-def serve(held: dict[str, Event]) -> Iterator[Callable[[int], HttptoolsServer]]:
+def serve_pool(serve: Serve, held: dict[str, Event]) -> Callable[[int], HTTPServer]:
     """Start httptools servers with a pool of the given size and long timeouts."""
-    servers: list[HttptoolsServer] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ["PATH_INFO"] == "/hold":
@@ -52,28 +52,27 @@ def serve(held: dict[str, Event]) -> Iterator[Callable[[int], HttptoolsServer]]:
         start_response("200 OK", [("Content-Length", "5")])
         return [b"hello"]
 
-    def _serve(size: int) -> HttptoolsServer:
-        server = HttptoolsServer(("127.0.0.1", 0), app, pool=Pool(size),
-                                 keepalive_timeout_s=30, header_timeout_s=30,
-                                 stall_timeout_s=30, max_body_bytes=1024,
-                                 server_name="127.0.0.1")
-        server.start()
-        servers.append(server)
-        return server
+    def _serve(size: int) -> HTTPServer:
+        return serve(app, engine="httptools", max_connections=size, keepalive_timeout_s=30,
+                     header_timeout_s=30, max_body_bytes=1024)
 
-    yield _serve
-    for server in servers:
-        server.stop(timeout=0)
+    return _serve
+
+
+def pool_of(server: HTTPServer) -> HttptoolsServer:
+    """The engine behind `server`, whose pool these tests watch."""
+    engine = server._engine
+    assert isinstance(engine, HttptoolsServer)
+    return engine
 
 
 @pytest.fixture
-def connect() -> Iterator[Callable[[HttptoolsServer], socket.socket]]:
+def connect() -> Iterator[Callable[[HTTPServer], socket.socket]]:
     """Open client connections; all are closed at teardown."""
     socks: list[socket.socket] = []
 
-    def _connect(server: HttptoolsServer) -> socket.socket:
-        address: tuple[str, int] = server.address  # type: ignore[assignment]
-        socks.append(socket.create_connection(address, timeout=2))
+    def _connect(server: HTTPServer) -> socket.socket:
+        socks.append(socket.create_connection(server.address, timeout=2))
         return socks[-1]
 
     yield _connect
@@ -102,9 +101,10 @@ def idle_client(sock: socket.socket) -> socket.socket:
     return sock
 
 
-def wait_busy(server: HttptoolsServer, count: int) -> None:
+def wait_busy(server: HTTPServer, count: int) -> None:
     """Wait until the server holds `count` connections, none of them idle."""
-    while len(server.connections) != count or server.idle_connections:
+    engine = pool_of(server)
+    while len(engine.connections) != count or engine.idle_connections:
         gevent.sleep(0.01)
 
 
@@ -116,25 +116,25 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 def test_a_new_client_takes_the_slot_of_the_longest_idle_connection(
-        serve: Callable[[int], HttptoolsServer],
-        connect: Callable[[HttptoolsServer], socket.socket]) -> None:
-    server = serve(4)
+        serve_pool: Callable[[int], HTTPServer],
+        connect: Callable[[HTTPServer], socket.socket]) -> None:
+    server = serve_pool(4)
     oldest, *others = [idle_client(connect(server)) for _ in range(4)]
-    assert server.evicted_idle == 0  # filling the pool closes nothing
+    assert pool_of(server).evicted_idle == 0  # filling the pool closes nothing
     newcomer = connect(server)
     send(newcomer)
     assert answer(newcomer) == b"HTTP/1.1 200 OK"
     assert closed_by_server(oldest)
-    assert server.evicted_idle == 1
+    assert pool_of(server).evicted_idle == 1
     for sock in others:  # the others still serve
         send(sock)
         assert answer(sock) == b"HTTP/1.1 200 OK"
 
 
 def test_connections_inside_a_request_are_never_closed_for_room(
-        serve: Callable[[int], HttptoolsServer], held: dict[str, Event],
-        connect: Callable[[HttptoolsServer], socket.socket]) -> None:
-    server = serve(4)
+        serve_pool: Callable[[int], HTTPServer], held: dict[str, Event],
+        connect: Callable[[HTTPServer], socket.socket]) -> None:
+    server = serve_pool(4)
     held["app"] = Event()
     in_app = connect(server)  # the oldest connection, its request in the app
     send(in_app, "/hold?app")
@@ -148,7 +148,7 @@ def test_connections_inside_a_request_are_never_closed_for_room(
         send(newcomers[-1])
         assert answer(newcomers[-1]) == b"HTTP/1.1 200 OK"
     assert all(closed_by_server(sock) for sock in idle)
-    assert server.evicted_idle == 2
+    assert pool_of(server).evicted_idle == 2
     held["app"].set()
     assert answer(in_app) == b"HTTP/1.1 200 OK"
     in_head.sendall(b" t\r\n\r\n")
@@ -156,9 +156,9 @@ def test_connections_inside_a_request_are_never_closed_for_room(
 
 
 def test_with_nothing_idle_the_new_client_waits_until_a_connection_is(
-        serve: Callable[[int], HttptoolsServer], held: dict[str, Event],
-        connect: Callable[[HttptoolsServer], socket.socket]) -> None:
-    server = serve(2)
+        serve_pool: Callable[[int], HTTPServer], held: dict[str, Event],
+        connect: Callable[[HTTPServer], socket.socket]) -> None:
+    server = serve_pool(2)
     held["first"], held["second"] = Event(), Event()
     first, second = connect(server), connect(server)
     send(first, "/hold?first")
@@ -174,7 +174,7 @@ def test_with_nothing_idle_the_new_client_waits_until_a_connection_is(
     newcomer.settimeout(2)
     assert answer(newcomer) == b"HTTP/1.1 200 OK"
     assert closed_by_server(first)
-    assert server.evicted_idle == 1
+    assert pool_of(server).evicted_idle == 1
     held["second"].set()
     assert answer(second) == b"HTTP/1.1 200 OK"
 

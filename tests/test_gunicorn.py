@@ -1,5 +1,6 @@
-"""Multi-process serving: `brrt serve --workers N` and `gunicorn -k brrt_actors.entrypoints.gunicorn.Worker`,
-as real processes on 127.0.0.1; plus the in-process parts of brrt_actors.entrypoints.gunicorn."""
+"""Multi-process serving: `brrt serve --workers N` and
+`gunicorn -k brrt_actors.entrypoints.gunicorn.Worker`, as real processes on 127.0.0.1; plus the
+in-process parts of brrt_actors.entrypoints.gunicorn."""
 from __future__ import annotations
 
 import contextlib
@@ -30,10 +31,10 @@ from brrt_actors.entrypoints.gunicorn import (
     AppFactory,
     SpecApplication,
     Worker,
-    _bind,
     app_from_env,
     child_exit,
 )
+from brrt_actors.entrypoints.gunicorn.application import _bind, _SpecArbiter
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
@@ -398,6 +399,18 @@ def test_gunicorn_worker_takes_the_engine_from_the_settings(tmp_path: Path) -> N
         done.stdout + done.stderr)
 
 
+def test_gunicorn_worker_warns_once_on_the_pywsgi_engine(
+        arbiter: Callable[..., Arbiter], tmp_path: Path) -> None:
+    (tmp_path / "hello.py").write_text(HELLO)
+    server = arbiter(gunicorn("-w", "1", "--pythonpath", str(tmp_path), "hello:app"),
+                     env=environment(BRRTR_HTTP_ENGINE="pywsgi"), workers=1)
+    assert server.get("/")[0] == 200
+    warnings = [line for line in server.output.splitlines() if "comparison only" in line]
+    assert len(warnings) == 1, server.output
+    assert "request smuggling" in warnings[0] and "httptools engine in production" in warnings[0]
+    assert server.signal(signal.SIGTERM) == 0
+
+
 def test_gunicorn_max_requests_restarts_the_worker(
         arbiter: Callable[..., Arbiter], tmp_path: Path) -> None:
     (tmp_path / "hello.py").write_text(HELLO)
@@ -447,8 +460,8 @@ def test_gunicorn_refuses_preload_of_a_brrt_app() -> None:
     env = environment(BRRTR_SPEC="specs/petstore.yaml", BRRTR_HANDLERS="handlers",
                       BRRTR_CONFIG="specs/petstore.config.yaml")
     done = subprocess.run(
-        [*gunicorn("--preload", "brrt_actors.entrypoints.gunicorn:app_from_env()")], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60)
+        [*gunicorn("--preload", "brrt_actors.entrypoints.gunicorn:app_from_env()")], cwd=ROOT,
+        env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 3  # gunicorn's "worker failed to boot"
     assert "drop --preload" in done.stderr
 
@@ -520,6 +533,18 @@ def test_spec_application_takes_the_workers_from_the_settings(
     monkeypatch.setenv("BRRTR_WORKERS", "5")
     assert SpecApplication(factory).cfg.workers == 5
     assert SpecApplication(factory, workers=3).cfg.workers == 3
+
+
+def test_arbiter_loads_the_worker_and_runs_again_as_the_package_on_usr2(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVER_SOFTWARE", "")  # the arbiter sets it; restored after the test
+    monkeypatch.setattr(sys, "argv", ["/somewhere/gunicorn/__main__.py", '{"app": {}}'])
+    application = SpecApplication(AppFactory("specs/petstore.yaml"), workers=1, port=0,
+                                  log_level="WARNING", reexec_as_module=True)
+    spec_arbiter = _SpecArbiter(application)
+    assert spec_arbiter.worker_class is Worker
+    assert spec_arbiter.START_CTX["args"] == [
+        sys.executable, "-m", "brrt_actors.entrypoints.gunicorn", '{"app": {}}']
 
 
 def test_worker_refuses_tls_and_unix_sockets() -> None:

@@ -85,4 +85,4 @@ def test_patch_all_calls_the_plugins_as_gevent_would(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["events"] == ["GeventWillPatchAllEvent", "GeventDidPatchAllEvent"]
     assert report["patched"] is True
-    assert report["metadata"] is False  # PERF: the whole point (see brrt_actors/patching.py)
+    assert report["metadata"] is False  # PERF: the whole point (see brrt_actors/entrypoints/patching.py)

@@ -21,6 +21,7 @@ from typing import Any
 
 import gevent
 import pytest
+from conftest import Serve
 from gevent.event import Event
 
 from brrt_actors.config import load_settings
@@ -50,22 +51,14 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def start(engine: str) -> Iterator[Callable[..., HTTPServer]]:
-    """Start servers on 127.0.0.1:0; whatever a test leaves running is stopped at teardown."""
-    servers: list[HTTPServer] = []
+def start(serve: Serve, engine: str) -> Callable[..., HTTPServer]:
+    """Start servers on 127.0.0.1:0 with the engine under test (conftest's `serve`)."""
 
     def _start(app: Callable[..., Iterable[bytes]] = hello, **options: Any) -> HTTPServer:
-        options.setdefault("host", "127.0.0.1")
-        options.setdefault("port", 0)
         options.setdefault("engine", engine)
-        server = HTTPServer(app, **options)
-        server.start()
-        servers.append(server)
-        return server
+        return serve(app, **options)
 
-    yield _start
-    for server in servers:
-        server.stop(grace_s=0)
+    return _start
 
 
 def connect(server: HTTPServer) -> socket.socket:
@@ -140,6 +133,22 @@ def test_listener_given_and_log_line(start: Callable[..., HTTPServer],
     assert f"listening on http://127.0.0.1:{expected[1]}" in caplog.messages
     with connect(server) as sock:
         assert get(sock)[0] == 200
+
+
+def test_only_the_pywsgi_engine_warns_of_its_gaps(start: Callable[..., HTTPServer], engine: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="brrt_actors.server"):
+        start()
+    warnings = [record.getMessage() for record in caplog.records
+                if record.levelno == logging.WARNING and "comparison only" in record.getMessage()]
+    if engine == "httptools":
+        assert warnings == []
+        return
+    assert len(warnings) == 1
+    for gap in ("request smuggling", "Content-Length together with Transfer-Encoding",
+                "no header count or size limits (no 431)", "no body limit before the app (no 413)",
+                "slowloris", "use the default httptools engine in production"):
+        assert gap in warnings[0]
 
 
 def test_connection_stats_count_open_and_idle_connections(

@@ -18,8 +18,8 @@ from brrt_actors.errors import Problem
 __all__ = [
     "ACTOR_KNOBS",
     "ACTOR_KNOB_BY_NAME",
-    "NO_STACK",
     "MAX_HANDLER_WORKERS",
+    "NO_STACK",
     "PER_OPERATION_PREFIXES",
     "RESPONSES_KNOB",
     "SERVER_KNOBS",

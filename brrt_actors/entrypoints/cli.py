@@ -70,24 +70,25 @@ def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from brrt_actors.entrypoints import commands as runner
+    from brrt_actors.entrypoints import commands
 
     try:
         if args.command == "serve":
-            return runner.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
-                                     port=args.port, config_file=args.config, dev=args.dev,
-                                     workers=args.workers)
+            return commands.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
+                                       port=args.port, config_file=args.config, dev=args.dev,
+                                       workers=args.workers)
         if args.command == "routes":
-            return runner.print_routes(args.spec, args.handlers, sys.stdout,
-                                       config_file=args.config)
+            return commands.print_routes(args.spec, args.handlers, sys.stdout,
+                                         config_file=args.config)
         if args.command == "token":
-            return runner.print_token(args.scheme, sys.stdout, config_file=args.config,
-                                      spec=args.spec, subject=args.sub,
-                                      scopes=args.scope.split(), ttl_s=args.ttl, dev=args.dev)
+            return commands.print_token(args.scheme, sys.stdout, config_file=args.config,
+                                        spec=args.spec, subject=args.sub,
+                                        scopes=args.scope.split(), ttl_s=args.ttl,
+                                        dev=args.dev)
         if args.command == "hash-password":
-            return runner.print_password_hash(sys.stdout, sys.stdin, algorithm=args.algorithm)
-        return runner.check_spec(args.spec, args.handlers, sys.stdout, config_file=args.config,
-                                 dev=args.dev, mock=args.mock)
+            return commands.print_password_hash(sys.stdout, sys.stdin, algorithm=args.algorithm)
+        return commands.check_spec(args.spec, args.handlers, sys.stdout,
+                                   config_file=args.config, dev=args.dev, mock=args.mock)
     except StartError as ex:
         print(f"brrt: cannot start: {ex}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 `HTTPServer` is the one surface the CLI uses; behind it runs one of two engines
 (`brrt_actors.engine`): ``httptools`` (the default: httptools' C parser on a gevent
-StreamServer) or ``pywsgi`` (gevent.pywsgi), chosen with ``engine=`` or, through
+StreamServer) or ``pywsgi`` (gevent.pywsgi, kept for comparison: building it logs a
+warning naming the limits and smuggling defences it lacks), chosen with ``engine=`` or, through
 `HTTPServer.from_settings`, ``Settings.http_engine`` (``BRRTR_HTTP_ENGINE``). Everything
 else is shared: the bounded pool, the refusal to start unpatched, the graceful stop,
 signals, the log line.
@@ -57,6 +58,15 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 # hold the process past the grace period by more than this.
 _KILL_TIMEOUT_S = 1.0
 
+# SECURITY: the pywsgi engine is kept to compare engines (the shared peer benchmark serves
+# through it); whoever starts it is told what it leaves undefended.
+_PYWSGI_WARNING = (
+    "HTTP engine pywsgi (BRRTR_HTTP_ENGINE=pywsgi) is for comparison only: it lets request "
+    "smuggling through (Content-Length together with Transfer-Encoding), has no header "
+    "count or size limits (no 431), no body limit before the app (no 413) and no timeout "
+    "on a request head (slowloris connections stay open); use the default httptools engine "
+    "in production")
+
 
 class ServerSettings(Protocol):
     """The settings the server reads (``brrt_actors.config.Settings`` has them).
@@ -104,6 +114,7 @@ def _build_engine(engine: str, bind: socket.socket | tuple[str, int], app: WSGIA
     if engine == "pywsgi":
         from brrt_actors.engine.pywsgi_server import PywsgiServer
 
+        _log.warning(_PYWSGI_WARNING)
         return PywsgiServer(bind, app, pool=pool, keepalive_timeout_s=keepalive_timeout_s,
                             server_name=server_name)
     from brrt_actors.engine.httptools_server import HttptoolsServer
@@ -127,7 +138,9 @@ class HTTPServer:
         shutdown_grace_s: how long `stop` lets in-flight requests finish.
         listener: an already bound and listening TCP socket to serve on.
         on_stop: hooks run by `stop` after the connections have stopped.
-        engine: ``"httptools"`` (default) or ``"pywsgi"``.
+        engine: ``"httptools"`` (default) or ``"pywsgi"`` (for comparison only: no header,
+            body or head-time limits, and it lets a smuggled request through; building it
+            logs a warning that says so).
         max_body_bytes: the httptools engine answers 413 to larger request bodies (a
             Content-Length above it before reading the body).
         header_timeout_s: the httptools engine answers 408 and closes when a request head

@@ -83,7 +83,8 @@ _ACTOR_COUNTERS: Final = (
      "Requests dropped unrun: their deadline passed while they waited in the mailbox."),
     ("restarts", "brrt_actor_worker_restarts", "Worker greenlets restarted after dying."),
 )
-# The figures of `brrt_actors.entrypoints.server.HTTPServer.connection_stats`, summed over the servers.
+# The figures of `brrt_actors.entrypoints.server.HTTPServer.connection_stats`, summed over the
+# servers.
 _CONNECTION_GAUGES: Final = (
     ("open", "brrt_http_connections",
      "Client connections open now (serving a request, or idle between requests)."),
@@ -209,9 +210,10 @@ class Metrics:
         """Show the connection figures `source` returns on /metrics (read at each scrape).
 
         Args:
-            source: a server's ``connection_stats`` (`brrt_actors.entrypoints.server.HTTPServer`). The
-                figures of several sources (one server per listener) add up. Until one is
-                given, the ``brrt_http_connections*`` families are absent.
+            source: a server's ``connection_stats``
+                (`brrt_actors.entrypoints.server.HTTPServer`). The figures of several
+                sources (one server per listener) add up. Until one is given, the
+                ``brrt_http_connections*`` families are absent.
         """
         self.connection_sources.append(source)
 

@@ -14,10 +14,10 @@ when it stops (`owned_providers` says which).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from brrt_actors.errors import ConfigError, HTTPError, Problem
+from brrt_actors.errors import ConfigError, Problem
 from brrt_actors.handler import Principal
 from brrt_actors.security.apikey import ApiKeyProvider, api_key_challenge
 from brrt_actors.security.basic import BasicProvider, basic_challenge
@@ -33,7 +33,7 @@ from brrt_actors.security.resolve import (
     resolve_security,
     scheme_kind,
 )
-from brrt_actors.spec.model import SecurityRequirements, SecurityScheme
+from brrt_actors.spec.model import SecurityScheme
 
 __all__ = ["ApiKeyProvider", "BasicProvider", "InvalidCredentials", "RejectAll",
            "RemoteApiKeyProvider", "SecurityProvider", "build_providers", "owned_providers"]

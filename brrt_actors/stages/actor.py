@@ -19,36 +19,37 @@ if TYPE_CHECKING:
     from brrt_actors.context import BuildContext
     from brrt_actors.handler import Request
     from brrt_actors.spec.model import Operation
+    from brrt_actors.stages import Stage
 
-__all__ = ["ActorStage", "build"]
+__all__ = ["INVALID_REQUEST", "build"]
 
 INVALID_REQUEST = "the request does not match the API description"
 
 
-class ActorStage:
-    """Refuse a request with problems (400); else ask the actor and keep its answer."""
+def _stage(actor: Actor, check_error: Callable[[HTTPError], None] | None) -> Stage:
+    ask: Callable[[Request], Any] = actor.ask
 
-    __slots__ = ("_ask", "_check_error", "actor")
-
-    def __init__(self, actor: Actor,
-                 check_error: Callable[[HTTPError], None] | None = None) -> None:
-        self.actor = actor
-        self._ask: Callable[[Request], Any] = actor.ask
-        self._check_error = check_error
-
-    def __call__(self, request: Request) -> None:
+    # PERF: stages are closures, not objects with __call__ (~60 ns less per stage and request).
+    def actor_stage(request: Request) -> None:
         if request.problems:
             raise HTTPError(400, INVALID_REQUEST, errors=request.problems)
         try:
-            request.result = self._ask(request)
+            request.result = ask(request)
         except HTTPError as ex:
-            if self._check_error is not None and ex.status < 500:
-                self._check_error(ex)
+            if check_error is not None and ex.status < 500:
+                check_error(ex)
             raise
 
+    return actor_stage
 
-def build(operation: Operation, context: BuildContext) -> ActorStage:
-    """Build the operation's actor (not started: the app starts it) and the stage asking it."""
+
+def build(operation: Operation, context: BuildContext) -> Stage:
+    """Build the operation's actor (not started: the app starts it) and the stage asking it.
+
+    A problem collected by an earlier stage becomes one 400 here; an `HTTPError` the
+    handler raised goes on, its status checked against the declared responses first
+    (unless response validation is off).
+    """
     name = operation.operation_id
     actor = Actor(name, context.handlers[name], context.actor_settings[name])
     context.actors.add(actor)
@@ -60,4 +61,4 @@ def build(operation: Operation, context: BuildContext) -> ActorStage:
         def check_error(error: HTTPError) -> None:
             check(error, statuses)
 
-    return ActorStage(actor, check_error)
+    return _stage(actor, check_error)

@@ -22,6 +22,7 @@ from brrt_actors.validation import SchemaValidator, ValidatorCache
 if TYPE_CHECKING:
     from brrt_actors.context import BuildContext
     from brrt_actors.handler import Request
+    from brrt_actors.stages import Stage
 
 logger = logging.getLogger("brrt_actors.responses")
 
@@ -222,18 +223,12 @@ def encoder_for(operation: Operation, context: BuildContext) -> ResponseEncoder:
         operation, context.settings.response_validation, context.validators))
 
 
-class ResponseStage:
-    """Turn the handler's value into the answer: status, headers, body chunks."""
-
-    __slots__ = ("_encode",)
-
-    def __init__(self, encoder: ResponseEncoder) -> None:
-        self._encode = encoder.encode
-
-    def __call__(self, request: Request) -> None:
-        request.answer = self._encode(request.result)
-
-
-def build(operation: Operation, context: BuildContext) -> ResponseStage:
+def build(operation: Operation, context: BuildContext) -> Stage:
     """Return the operation's response stage (every operation has one)."""
-    return ResponseStage(encoder_for(operation, context))
+    encode = encoder_for(operation, context).encode
+
+    # PERF: a closure, as every stage (see `brrt_actors.stages.actor`).
+    def response_stage(request: Request) -> None:
+        request.answer = encode(request.result)
+
+    return response_stage
