@@ -6,24 +6,28 @@ then started (`App.start`: the actors' workers, the metrics' background work) an
 """
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from brrt_actors import validation
 from brrt_actors.actors import ActorSystem
 from brrt_actors.builtins import Builtin, build_builtins
 from brrt_actors.config import Settings
-from brrt_actors.errors import PROBLEM_CONTENT_TYPE, HTTPError, problem_body, status_title
+from brrt_actors.errors import HTTPError, status_title
 from brrt_actors.metrics.figures import Metrics
+from brrt_actors.problem import (
+    PROBLEM_CONTENT_TYPE,
+    origin_path,
+    printable_path,
+    problem_body,
+    request_id_from,
+)
 from brrt_actors.router import Router
 from brrt_actors.security import SecurityProvider
 from brrt_actors.spec import Spec
 from brrt_actors.stages import Encoded, OperationPipeline
+from brrt_actors.thread_bridge import ThreadBridge, thread_ident
 
 logger = logging.getLogger("brrt_actors")
 security_logger = logging.getLogger("brrt_actors.security")
@@ -33,9 +37,6 @@ security_logger = logging.getLogger("brrt_actors.security")
 WARM_UP_DELAY_S = 0.2
 
 StartResponse = Callable[..., Any]
-
-# SECURITY: a client's X-Request-ID is echoed only when it is short and plain.
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z").match
 
 
 class _StatusLines(dict[int, str]):
@@ -77,9 +78,10 @@ class App:
         self._own_providers = tuple(own_providers)
         self._started = False
         self._stopping = False
-        prefix = os.urandom(4).hex()
-        counter = itertools.count(1)
-        self._next_request_id: Callable[[], str] = lambda: f"{prefix}-{next(counter):08x}"
+        # NOTE: a call from another thread than the one whose hub runs the app is handed
+        # to that hub (thread_bridge.py); `start` picks the thread.
+        self._bridge = ThreadBridge(self._dispatch, settings, actors)
+        self._owner_thread = self._bridge.owner
 
     @property
     def started(self) -> bool:
@@ -103,9 +105,10 @@ class App:
         if self._started or self._stopping:
             raise RuntimeError("an app is started once; build a new one to serve again")
         self._started = True
-        self.actors.start()
+        self._owner_thread = self._bridge.start()
+        self._bridge.run(self.actors.start)
         if self.metrics is not None:
-            self.metrics.start()
+            self._bridge.run(self.metrics.start)
         return self
 
     def warm_up(self) -> None:
@@ -129,24 +132,27 @@ class App:
         """
         self._stopping = True
         if self._started:
-            self.actors.stop(self.settings.shutdown_grace_s if grace_s is None else grace_s)
+            self._bridge.run(self.actors.stop,
+                             self.settings.shutdown_grace_s if grace_s is None else grace_s)
             if self.metrics is not None:
-                self.metrics.stop()
+                self._bridge.run(self.metrics.stop)
         providers, self._own_providers = self._own_providers, ()
         for provider in providers:
-            provider.close()
+            self._bridge.run(provider.close)
+        self._bridge.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        request_id = environ.get("HTTP_X_REQUEST_ID")
-        if request_id is None or not _SANE_REQUEST_ID(request_id):
-            request_id = self._next_request_id()
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         raw = environ.get("RAW_URI")
         path = raw.split("?", 1)[0] if raw else environ.get("PATH_INFO") or "/"
         if path[:1] != "/":
-            path = _origin_path(path)
+            path = origin_path(path)
         method = environ["REQUEST_METHOD"]
         try:
-            status, headers, body = self._dispatch(environ, method, path, request_id)
+            if thread_ident() == self._owner_thread:
+                status, headers, body = self._dispatch(environ, method, path, request_id)
+            else:  # NOTE: another thread's call, handed to the owner's hub
+                status, headers, body = self._bridge.dispatch(environ, method, path, request_id)
         except HTTPError as ex:
             status, headers, body = self._problem(ex, path, request_id)
         except Exception:
@@ -169,7 +175,7 @@ class App:
             builtin = self._builtins.get(path)
             if builtin is None:
                 self._count_unmatched(404)
-                raise HTTPError(404, f"no operation serves {_printable(path)}")
+                raise HTTPError(404, f"no operation serves {printable_path(path)}")
             if method not in ("GET", "HEAD"):
                 self._count_unmatched(405)
                 raise HTTPError(405, f"{method} is not allowed here",
@@ -186,11 +192,11 @@ class App:
                 self._count_unmatched(405)
                 raise HTTPError(405, f"{method} is not allowed on {match.template}",
                                 headers={"Allow": match.allow})
-        return pipeline(environ, path, match.raw_params, request_id)
+        return pipeline.serve(environ, path, match.raw_params, request_id)
 
     @staticmethod
     def _problem(error: HTTPError, path: str, request_id: str) -> Encoded:
-        body = problem_body(error, _printable(path), request_id)
+        body = problem_body(error, printable_path(path), request_id)
         headers = list(error.headers.items())
         headers.append(("Content-Type", PROBLEM_CONTENT_TYPE))
         headers.append(("Content-Length", str(len(body))))
@@ -199,18 +205,3 @@ class App:
 
 def _ignore(status: int) -> None:
     pass
-
-
-def _origin_path(target: str) -> str:
-    # NOTE: RFC 9112 3.2.2: a server must accept the absolute-form "http://host/path".
-    _, sep, rest = target.partition("://")
-    if not sep:
-        return target  # "*" or garbage: nothing routes there
-    slash = rest.find("/")
-    return rest[slash:] if slash >= 0 else "/"
-
-
-def _printable(path: str) -> str:
-    # SECURITY: never echo control characters or huge paths into a body.
-    clean = "".join(ch for ch in path[:200] if ch.isprintable())
-    return clean + ("..." if len(path) > 200 else "")

@@ -3,17 +3,13 @@
 Start-time mistakes (bad spec, missing handler, bad environment variable) raise
 `SpecError` or `ConfigError`; both are `ValueError`s whose message names the place and
 the fix. Runtime HTTP errors are one class, `HTTPError`, turned into problem+json
-(RFC 9457) in exactly one place: `problem_body`.
+(RFC 9457) in exactly one place: `brrt_actors.problem`.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
-
-import ujson
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # One problem found at start: (JSON pointer or variable name, message).
 Problem = tuple[str, str]
@@ -82,24 +78,3 @@ class HTTPError(Exception):
         self.errors = errors
         self.type = type
         super().__init__(f"{status} {self.title}" + (f": {detail}" if detail else ""))
-
-
-def problem_document(error: HTTPError, instance: str, request_id: str) -> dict[str, Any]:
-    """Return the RFC 9457 document for `error` (the only place that shapes it)."""
-    doc: dict[str, Any] = {
-        "type": error.type,
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail if error.detail is not None else error.title,
-        "instance": instance,
-        "request_id": request_id,
-    }
-    if error.errors:
-        doc["errors"] = error.errors
-    return doc
-
-
-def problem_body(error: HTTPError, instance: str, request_id: str) -> bytes:
-    """Return the problem+json body bytes for `error`."""
-    return ujson.dumps(problem_document(error, instance, request_id),
-                       ensure_ascii=False, escape_forward_slashes=False).encode()

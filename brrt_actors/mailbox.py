@@ -17,7 +17,7 @@ import contextlib
 from collections import deque
 from typing import Any, Generic, Protocol, TypeVar
 
-from gevent.hub import Waiter, get_hub
+from gevent.hub import Waiter
 from gevent.queue import Empty, Full
 
 __all__ = ["BoundedMailbox", "Empty", "Full", "Mailbox"]
@@ -46,7 +46,7 @@ class BoundedMailbox(Generic[T]):
     and `gevent.queue.Empty` from `get_nowait`.
     """
 
-    __slots__ = ("_givers", "_items", "_loop", "_takers", "maxsize")
+    __slots__ = ("_givers", "_items", "_takers", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
@@ -55,7 +55,8 @@ class BoundedMailbox(Generic[T]):
         self._items: deque[T] = deque()
         self._takers: deque[Waiter[Any]] = deque()  # workers waiting for an item
         self._givers: deque[Waiter[Any]] = deque()  # callers waiting for room
-        self._loop = get_hub().loop
+        # NOTE: no loop is bound here: building the app may happen in another thread than
+        # the one whose hub runs it (thread_bridge.py); a waiter is woken in its own hub.
 
     def qsize(self) -> int:
         """Return how many items wait in the mailbox."""
@@ -69,7 +70,8 @@ class BoundedMailbox(Generic[T]):
         items.append(item)
         if self._takers:
             # NOTE: Waiter.switch must run in the hub: the callback wakes the taker there.
-            self._loop.run_callback(self._takers.popleft().switch, None)
+            taker = self._takers.popleft()
+            taker.hub.loop.run_callback(taker.switch, None)
 
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Add `item`, waiting up to `timeout` seconds (None: for ever) for room.
@@ -83,7 +85,7 @@ class BoundedMailbox(Generic[T]):
         waiter: Waiter[Any] = Waiter()
         timer = None
         if timeout is not None:
-            timer = self._loop.timer(max(0.0, timeout))
+            timer = waiter.hub.loop.timer(max(0.0, timeout))
             timer.start(waiter.switch, False)
         try:
             while len(self._items) >= self.maxsize:
@@ -111,7 +113,7 @@ class BoundedMailbox(Generic[T]):
                 # next one, or the item would wait for the next put.
                 _forget(self._takers, waiter)
                 if items and self._takers:
-                    self._loop.run_callback(self._takers.popleft().switch, None)
+                    _wake(self._takers.popleft(), None)
                 raise
         return self._took(items.popleft())
 
@@ -123,8 +125,12 @@ class BoundedMailbox(Generic[T]):
 
     def _took(self, item: T) -> T:
         if self._givers:
-            self._loop.run_callback(self._givers.popleft().switch, True)  # room for one
+            _wake(self._givers.popleft(), True)  # room for one
         return item
+
+
+def _wake(waiter: Waiter[Any], value: object) -> None:
+    waiter.hub.loop.run_callback(waiter.switch, value)
 
 
 def _forget(waiters: deque[Waiter[Any]], waiter: Waiter[Any]) -> None:

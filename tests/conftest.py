@@ -99,3 +99,34 @@ def serve(apps: list[object]) -> Iterator[Serve]:
     yield _serve
     for server in servers:
         server.stop(grace_s=0)
+
+
+# -- apps on the HTTP test spec (tests/http_app.py) ------------------------------------------
+
+@pytest.fixture()
+def make_app(apps: list[object]) -> Callable[..., Any]:
+    """Build an app on the HTTP spec (or another), stopped after the test."""
+
+    from http_app import ACTOR_DEFAULTS, ACTORS_SPEC, ENV, HTTP_SPEC, http_handlers
+
+    from brrt_actors import create_app
+
+    def make(spec: Path = HTTP_SPEC, handlers: dict[str, Any] | None = None,
+             **env: str) -> Any:
+        if handlers is None:
+            handlers = http_handlers()
+        elif spec == ACTORS_SPEC:
+            handlers = {**ACTOR_DEFAULTS, **handlers}
+        app = create_app(spec, handlers, environ={**ENV, **env})
+        apps.append(app)
+        return app
+
+    return make
+
+
+@pytest.fixture()
+def client(make_app: Callable[..., Any]) -> Any:
+    """An in-process client of an app on the HTTP test spec."""
+    from brrt_actors.testing import Client
+
+    return Client(make_app())

@@ -9,14 +9,18 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
+from conftest import Serve
 from gevent.event import Event
+from http_app import AUTH
 
 from brrt_actors.engine import ENGINES
 from brrt_actors.entrypoints.server import HTTPServer
@@ -61,28 +65,6 @@ def path_echo(environ: Environ, start_response: StartResponse) -> Iterable[bytes
 
 
 # --- servers and a small client -----------------------------------------------------------
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HTTPServer]]:
-    """Build and start servers; `before_start` may patch the engine first."""
-    servers: list[HTTPServer] = []
-
-    def _serve(engine: str, app: App = hello, *,
-               before_start: Callable[[HTTPServer], None] | None = None,
-               **options: Any) -> HTTPServer:
-        options.setdefault("host", "127.0.0.1")
-        options.setdefault("port", 0)
-        server = HTTPServer(app, engine=engine, **options)
-        if before_start is not None:
-            before_start(server)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield _serve
-    for server in servers:
-        server.stop(grace_s=0)
-
 
 class Client:
     """A raw socket with a read buffer: several answers may come in one packet."""
@@ -164,14 +146,15 @@ def problem(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]
     assert headers["connection"] == "close"
     document: dict[str, Any] = json.loads(body)
     assert document["status"] == status and document["title"] and document["type"]
+    assert document["detail"] and headers["x-request-id"] == document["request_id"]
     return document
 
 
 # --- the basics ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_simple_get(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_simple_get(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     conn = http.client.HTTPConnection(*server.address, timeout=2)
     try:
         conn.request("GET", "/x?y=1")
@@ -184,14 +167,14 @@ def test_simple_get(serve: Callable[..., HTTPServer], engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_environ_per_pep_3333(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_environ_per_pep_3333(serve: Serve, engine: str) -> None:
     seen: list[Environ] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         seen.append(dict(environ))
         return hello(environ, start_response)
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request("/a%20b/c?q=%2F&r", extra="X-Thing: 1\r\nX-Thing: 2\r\n"
                               "Cookie: a=1\r\nCookie: b=2\r\n")[0] == 200
@@ -211,14 +194,14 @@ def test_environ_per_pep_3333(serve: Callable[..., HTTPServer], engine: str) -> 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_keep_alive_serves_two_requests_on_one_connection(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     ports: list[str] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         ports.append(environ["REMOTE_PORT"])
         return hello(environ, start_response)
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         for _ in range(2):
             status, headers, body = client.request()
@@ -228,16 +211,16 @@ def test_keep_alive_serves_two_requests_on_one_connection(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_pipelined_requests_are_answered_in_order(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, path_echo)
+        serve: Serve, engine: str) -> None:
+    server = serve(path_echo, engine=engine)
     with Client(server) as client:
         client.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in (1, 2, 3)))
         assert [client.response()[2] for _ in range(3)] == [b"/1", b"/2", b"/3"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_content_length_body(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, echo)
+def test_content_length_body(serve: Serve, engine: str) -> None:
+    server = serve(echo, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello")
         gevent.sleep(0.05)
@@ -247,8 +230,8 @@ def test_content_length_body(serve: Callable[..., HTTPServer], engine: str) -> N
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_chunked_request_body(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, echo)
+def test_chunked_request_body(serve: Serve, engine: str) -> None:
+    server = serve(echo, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                     b"5\r\nhello\r\n")
@@ -259,7 +242,7 @@ def test_chunked_request_body(serve: Callable[..., HTTPServer], engine: str) -> 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_input_readline_and_iteration(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_input_readline_and_iteration(serve: Serve, engine: str) -> None:
     def lines(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         stream = environ["wsgi.input"]
         first = stream.readline()
@@ -268,7 +251,7 @@ def test_input_readline_and_iteration(serve: Callable[..., HTTPServer], engine: 
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    server = serve(engine, lines)
+    server = serve(lines, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\na\nbb\nccc")
         assert client.response()[2] == b"a\n|bb\n|ccc"
@@ -278,8 +261,8 @@ def test_input_readline_and_iteration(serve: Callable[..., HTTPServer], engine: 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_100_continue_is_sent_when_the_app_reads(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, echo)
+        serve: Serve, engine: str) -> None:
+    server = serve(echo, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                     b"Content-Length: 4\r\n\r\n")
@@ -290,12 +273,12 @@ def test_100_continue_is_sent_when_the_app_reads(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_100_continue_is_not_sent_when_the_app_answers_first(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def deny(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("401 Unauthorized", [("Content-Length", "2")])
         return [b"no"]
 
-    server = serve(engine, deny)
+    server = serve(deny, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                     b"Content-Length: 4\r\n\r\n")
@@ -307,8 +290,8 @@ def test_100_continue_is_not_sent_when_the_app_answers_first(
 # --- HTTP/1.0 and Connection ------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_http_1_0_closes_by_default(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_http_1_0_closes_by_default(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.0\r\n\r\n")
         assert client.response()[::2] == (200, b"hello")
@@ -316,8 +299,8 @@ def test_http_1_0_closes_by_default(serve: Callable[..., HTTPServer], engine: st
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_http_1_0_keeps_alive_when_asked(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_http_1_0_keeps_alive_when_asked(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         for _ in range(2):
             client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -327,8 +310,8 @@ def test_http_1_0_keeps_alive_when_asked(serve: Callable[..., HTTPServer], engin
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_connection_close_from_the_client(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_connection_close_from_the_client(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         status, headers, _ = client.request(extra="Connection: close\r\n")
         assert status == 200
@@ -338,12 +321,12 @@ def test_connection_close_from_the_client(serve: Callable[..., HTTPServer], engi
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_connection_close_from_the_app(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_connection_close_from_the_app(serve: Serve, engine: str) -> None:
     def closing(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Length", "3"), ("Connection", "close")])
         return [b"bye"]
 
-    server = serve(engine, closing)
+    server = serve(closing, engine=engine)
     with Client(server) as client:
         status, headers, body = client.request()
         assert (status, headers["connection"], body) == (200, "close", b"bye")
@@ -352,8 +335,8 @@ def test_connection_close_from_the_app(serve: Callable[..., HTTPServer], engine:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_head_sends_no_body_and_keeps_the_length(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)  # hello answers HEAD with its body and Content-Length: 5
+        serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)  # hello answers HEAD with its body and Content-Length: 5
     with Client(server) as client:
         status, headers, _ = client.request(method="HEAD")
         assert (status, headers["content-length"]) == (200, "5")
@@ -364,8 +347,8 @@ def test_head_sends_no_body_and_keeps_the_length(
 # --- limits -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_long_request_target_gets_414(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_long_request_target_gets_414(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         client.send(b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers, _ = client.response()
@@ -374,8 +357,8 @@ def test_long_request_target_gets_414(serve: Callable[..., HTTPServer], engine: 
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi has no header limit of its own"))
-def test_too_many_headers_get_431(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_too_many_headers_get_431(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         many = "".join(f"X-H{i}: {i}\r\n" for i in range(150))
         client.send(f"GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n".encode())
@@ -386,8 +369,8 @@ def test_too_many_headers_get_431(serve: Callable[..., HTTPServer], engine: str)
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi has no header limit of its own"))
-def test_huge_header_gets_431(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_huge_header_gets_431(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n")
         status, headers, body = client.response()
@@ -397,8 +380,8 @@ def test_huge_header_gets_431(serve: Callable[..., HTTPServer], engine: str) -> 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi has no header limit of its own"))
 def test_unterminated_huge_header_is_refused_without_buffering_it(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+        serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ")
         with pytest.raises(OSError):  # NOTE: refused: the server resets while we still send
@@ -410,14 +393,14 @@ def test_unterminated_huge_header_is_refused_without_buffering_it(
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi leaves body limits to the app"))
 def test_content_length_over_the_limit_gets_413_before_reading(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     called: list[bool] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         called.append(True)
         return echo(environ, start_response)
 
-    server = serve(engine, app, max_body_bytes=1000)
+    server = serve(app, engine=engine, max_body_bytes=1000)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
         status, headers, body = client.response()  # no body byte was sent
@@ -429,8 +412,8 @@ def test_content_length_over_the_limit_gets_413_before_reading(
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi leaves body limits to the app"))
 def test_chunked_body_over_the_limit_gets_413(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, echo, max_body_bytes=1000)
+        serve: Serve, engine: str) -> None:
+    server = serve(echo, engine=engine, max_body_bytes=1000)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                     + b"400\r\n" + b"x" * 1024 + b"\r\n0\r\n\r\n")
@@ -476,7 +459,7 @@ def _malformed_cases() -> Iterator[Any]:
 
 
 @pytest.mark.parametrize(("engine", "data"), list(_malformed_cases()))
-def test_malformed_request_gets_400_and_close(serve: Callable[..., HTTPServer], engine: str,
+def test_malformed_request_gets_400_and_close(serve: Serve, engine: str,
                                               data: bytes) -> None:
     called: list[bool] = []
 
@@ -484,7 +467,7 @@ def test_malformed_request_gets_400_and_close(serve: Callable[..., HTTPServer], 
         called.append(True)
         return echo(environ, start_response)
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(data)
         status, headers, _ = client.response()
@@ -495,9 +478,9 @@ def test_malformed_request_gets_400_and_close(serve: Callable[..., HTTPServer], 
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi lets the smuggled request through"))
-def test_smuggled_request_is_never_served(serve: Callable[..., HTTPServer],
+def test_smuggled_request_is_never_served(serve: Serve,
                                           engine: str) -> None:
-    server = serve(engine, path_echo)
+    server = serve(path_echo, engine=engine)
     with Client(server) as client:
         client.send(b"POST /front HTTP/1.1\r\nHost: t\r\nContent-Length: 35\r\n"
                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
@@ -511,8 +494,8 @@ def test_smuggled_request_is_never_served(serve: Callable[..., HTTPServer],
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_idle_keep_alive_connection_is_closed_after_the_timeout(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, keepalive_timeout_s=0.3)
+        serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine, keepalive_timeout_s=0.3)
     with Client(server) as client:
         assert client.request()[0] == 200
         began = time.monotonic()
@@ -521,9 +504,9 @@ def test_idle_keep_alive_connection_is_closed_after_the_timeout(
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi bounds each read, not the head"))
-def test_slowloris_header_dribble_is_cut_off(serve: Callable[..., HTTPServer],
+def test_slowloris_header_dribble_is_cut_off(serve: Serve,
                                              engine: str) -> None:
-    server = serve(engine, keepalive_timeout_s=1, header_timeout_s=0.5)
+    server = serve(hello, engine=engine, keepalive_timeout_s=1, header_timeout_s=0.5)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
         began = time.monotonic()
@@ -547,8 +530,8 @@ def test_slowloris_header_dribble_is_cut_off(serve: Callable[..., HTTPServer],
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi bounds each read, not the head"))
-def test_slow_head_gets_408(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, keepalive_timeout_s=1, header_timeout_s=0.3)
+def test_slow_head_gets_408(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine, keepalive_timeout_s=1, header_timeout_s=0.3)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n")
         status, headers, body = client.response()
@@ -557,8 +540,8 @@ def test_slow_head_gets_408(serve: Callable[..., HTTPServer], engine: str) -> No
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_stalled_body_is_cut(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, echo, keepalive_timeout_s=0.3)
+def test_stalled_body_is_cut(serve: Serve, engine: str) -> None:
+    server = serve(echo, engine=engine, keepalive_timeout_s=0.3)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         client.sock.settimeout(2)
@@ -570,7 +553,7 @@ def test_stalled_body_is_cut(serve: Callable[..., HTTPServer], engine: str) -> N
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_streamed_answer_is_chunked_and_flushed_as_it_comes(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     go_on = Event()
 
     def stream(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -579,7 +562,7 @@ def test_streamed_answer_is_chunked_and_flushed_as_it_comes(
         go_on.wait(5)  # the test reads the first chunk before letting the app finish
         yield b"data: two\n\n"
 
-    server = serve(engine, stream)
+    server = serve(stream, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers = client.head()
@@ -594,13 +577,13 @@ def test_streamed_answer_is_chunked_and_flushed_as_it_comes(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_streamed_answer_to_http_1_0_ends_with_the_close(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def stream(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [])
         yield b"one "
         yield b"two"
 
-    server = serve(engine, stream)
+    server = serve(stream, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.0\r\n\r\n")
         status, headers, body = client.response()
@@ -609,33 +592,33 @@ def test_streamed_answer_to_http_1_0_ends_with_the_close(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_body_list_without_length_gets_one(serve: Callable[..., HTTPServer],
+def test_body_list_without_length_gets_one(serve: Serve,
                                            engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"all at once"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         status, headers, body = client.request()
         assert (status, headers["content-length"], body) == (200, "11", b"all at once")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_write_callable(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_write_callable(serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         write = start_response("200 OK", [("Content-Length", "11")])
         write(b"hello ")
         return [b"world"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request()[::2] == (200, b"hello world")
         assert client.request()[0] == 200
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_exc_info_replaces_headers_not_yet_sent(serve: Callable[..., HTTPServer],
+def test_exc_info_replaces_headers_not_yet_sent(serve: Serve,
                                                 engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Length", "2")])
@@ -646,18 +629,18 @@ def test_exc_info_replaces_headers_not_yet_sent(serve: Callable[..., HTTPServer]
                            (type(ex), ex, ex.__traceback__))
         return [b"oops"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request()[::2] == (502, b"oops")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_app_error_gets_500_and_close(serve: Callable[..., HTTPServer], engine: str,
+def test_app_error_gets_500_and_close(serve: Serve, engine: str,
                                       caplog: pytest.LogCaptureFixture) -> None:
     def broken(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         raise RuntimeError("bug")
 
-    server = serve(engine, broken)
+    server = serve(broken, engine=engine)
     with Client(server) as client:
         status, headers, _ = client.request()
         assert (status, headers.get("connection")) == (500, "close")
@@ -665,14 +648,14 @@ def test_app_error_gets_500_and_close(serve: Callable[..., HTTPServer], engine: 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_header_injection_by_the_app_is_refused(serve: Callable[..., HTTPServer],
+def test_header_injection_by_the_app_is_refused(serve: Serve,
                                                 engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("X-Echo", "a\r\nSet-Cookie: evil=1"),
                                   ("Content-Length", "2")])
         return [b"ok"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         status, headers, _ = client.request()
         assert status == 500 and "set-cookie" not in headers
@@ -705,9 +688,9 @@ def _wrap_accepted(server: HTTPServer, wrap: Callable[[Any], Any]) -> None:
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi writes head and body apart"))
-def test_small_answer_is_one_write(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_small_answer_is_one_write(serve: Serve, engine: str) -> None:
     writes: list[bytes] = []
-    server = serve(engine, before_start=lambda s: _wrap_accepted(
+    server = serve(hello, engine=engine, before_start=lambda s: _wrap_accepted(
         s, lambda sock: _CountingSocket(sock, writes)))
     with Client(server) as client:
         for _ in range(3):
@@ -717,14 +700,14 @@ def test_small_answer_is_one_write(serve: Callable[..., HTTPServer], engine: str
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_tcp_nodelay_is_set(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_tcp_nodelay_is_set(serve: Serve, engine: str) -> None:
     accepted: list[Any] = []
 
     def remember(sock: Any) -> Any:
         accepted.append(sock)
         return sock
 
-    server = serve(engine, before_start=lambda s: _wrap_accepted(s, remember))
+    server = serve(hello, engine=engine, before_start=lambda s: _wrap_accepted(s, remember))
     with Client(server) as client:
         assert client.request()[0] == 200
         assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
@@ -732,7 +715,7 @@ def test_tcp_nodelay_is_set(serve: Callable[..., HTTPServer], engine: str) -> No
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_graceful_stop_finishes_an_in_flight_request(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     entered = Event()
 
     def slow(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -740,7 +723,7 @@ def test_graceful_stop_finishes_an_in_flight_request(
         gevent.sleep(0.3)
         return hello(environ, start_response)
 
-    server = serve(engine, slow, shutdown_grace_s=3)
+    server = serve(slow, engine=engine, shutdown_grace_s=3)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert entered.wait(1)
@@ -755,7 +738,7 @@ def test_graceful_stop_finishes_an_in_flight_request(
 # --- more of HTTP/1.1 -------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_large_body_read_in_pieces(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_large_body_read_in_pieces(serve: Serve, engine: str) -> None:
     payload = bytes(range(256)) * 1024  # 256 KiB: several packets
 
     def pieces(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -766,7 +749,7 @@ def test_large_body_read_in_pieces(serve: Callable[..., HTTPServer], engine: str
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    server = serve(engine, pieces)
+    server = serve(pieces, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
                     + payload)
@@ -775,8 +758,8 @@ def test_large_body_read_in_pieces(serve: Callable[..., HTTPServer], engine: str
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_unread_body_in_hand_does_not_break_the_next_request(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, path_echo)  # never reads the body
+        serve: Serve, engine: str) -> None:
+    server = serve(path_echo, engine=engine)  # never reads the body
     with Client(server) as client:
         client.send(b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
                     b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -786,8 +769,8 @@ def test_unread_body_in_hand_does_not_break_the_next_request(
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi keeps the connection open"))
 def test_unread_body_still_to_come_closes_the_connection(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, path_echo)  # never reads the body
+        serve: Serve, engine: str) -> None:
+    server = serve(path_echo, engine=engine)  # never reads the body
     with Client(server) as client:
         client.send(b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 500000\r\n\r\nabc")
         status, headers, _ = client.response()
@@ -795,8 +778,8 @@ def test_unread_body_still_to_come_closes_the_connection(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_pipelined_body_then_request(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, echo)
+def test_pipelined_body_then_request(serve: Serve, engine: str) -> None:
+    server = serve(echo, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
                     b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -806,8 +789,8 @@ def test_pipelined_body_then_request(serve: Callable[..., HTTPServer], engine: s
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_good_request_then_malformed_one(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, path_echo)
+def test_good_request_then_malformed_one(serve: Serve, engine: str) -> None:
+    server = serve(path_echo, engine=engine)
     with Client(server) as client:
         client.send(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\nGARBAGE\r\n\r\n")
         assert client.response()[::2] == (200, b"/ok")
@@ -817,14 +800,14 @@ def test_good_request_then_malformed_one(serve: Callable[..., HTTPServer], engin
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_header_bytes_are_latin_1_and_underscore_names_dropped(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     seen: list[Environ] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         seen.append(dict(environ))
         return hello(environ, start_response)
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send("GET / HTTP/1.1\r\nHost: t\r\nX-Name: é\r\nX_Forwarded_For: evil\r\n"
                     "X-Forwarded-For: good\r\n\r\n".encode())
@@ -834,14 +817,14 @@ def test_header_bytes_are_latin_1_and_underscore_names_dropped(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_absolute_form_target(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_absolute_form_target(serve: Serve, engine: str) -> None:
     seen: list[Environ] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         seen.append(dict(environ))
         return hello(environ, start_response)
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request("http://example.com/pets?x=1")[0] == 200
     assert seen[0]["RAW_URI"] == "http://example.com/pets?x=1"
@@ -849,12 +832,12 @@ def test_absolute_form_target(serve: Callable[..., HTTPServer], engine: str) -> 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_no_body_statuses_send_no_body(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_no_body_statuses_send_no_body(serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response(environ["PATH_INFO"][1:] + " X", [])
         return []
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         for status in (204, 304):
             got, headers, _ = client.request(f"/{status}")
@@ -863,7 +846,7 @@ def test_no_body_statuses_send_no_body(serve: Callable[..., HTTPServer], engine:
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi runs the whole stream for HEAD"))
-def test_head_with_a_streamed_body(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_head_with_a_streamed_body(serve: Serve, engine: str) -> None:
     closed = Event()
 
     def stream(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -875,7 +858,7 @@ def test_head_with_a_streamed_body(serve: Callable[..., HTTPServer], engine: str
         finally:
             closed.set()
 
-    server = serve(engine, stream)
+    server = serve(stream, engine=engine)
     with Client(server) as client:
         client.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert client.head()[0] == 200
@@ -886,7 +869,7 @@ def test_head_with_a_streamed_body(serve: Callable[..., HTTPServer], engine: str
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_iterable_close_is_called(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_iterable_close_is_called(serve: Serve, engine: str) -> None:
     closed: list[bool] = []
 
     class Body:
@@ -900,7 +883,7 @@ def test_iterable_close_is_called(serve: Callable[..., HTTPServer], engine: str)
         start_response("200 OK", [("Content-Length", "2")])
         return Body()
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request()[::2] == (200, b"ab")
         assert client.request()[0] == 200
@@ -909,12 +892,12 @@ def test_iterable_close_is_called(serve: Callable[..., HTTPServer], engine: str)
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi reuses the connection"))
 def test_body_shorter_than_its_content_length_ends_the_connection(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Length", "10")])
         return [b"short"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         status, headers = client.head()
@@ -925,13 +908,13 @@ def test_body_shorter_than_its_content_length_ends_the_connection(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_streamed_body_with_content_length_is_not_chunked(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Length", "6")])
         yield b"abc"
         yield b"def"
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         status, headers, body = client.request()
         assert (status, body) == (200, b"abcdef") and "transfer-encoding" not in headers
@@ -940,13 +923,13 @@ def test_streamed_body_with_content_length_is_not_chunked(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_failure_after_the_head_aborts_the_connection(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [])
         yield b"partial"
         raise RuntimeError("bug in the middle")
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert client.head()[0] == 200
@@ -957,19 +940,19 @@ def test_failure_after_the_head_aborts_the_connection(
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi takes the second call"))
 def test_start_response_twice_without_exc_info_is_an_error(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [])
         start_response("201 Created", [])
         return [b""]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request()[0] == 500
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_exc_info_after_the_head_reraises(serve: Callable[..., HTTPServer],
+def test_exc_info_after_the_head_reraises(serve: Serve,
                                           engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         write = start_response("200 OK", [])
@@ -980,7 +963,7 @@ def test_exc_info_after_the_head_reraises(serve: Callable[..., HTTPServer],
             start_response("500 Oops", [], (type(ex), ex, ex.__traceback__))
         return [b"never"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         assert client.head()[0] == 200
@@ -990,8 +973,8 @@ def test_exc_info_after_the_head_reraises(serve: Callable[..., HTTPServer],
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi serves HTTP/2.0 as 1.x"))
-def test_http_2_request_line_gets_505(serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine)
+def test_http_2_request_line_gets_505(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/2.0\r\nHost: t\r\n\r\n")
         assert client.response()[0] == 505
@@ -999,9 +982,9 @@ def test_http_2_request_line_gets_505(serve: Callable[..., HTTPServer], engine: 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_upgrade_is_answered_as_a_plain_request(serve: Callable[..., HTTPServer],
+def test_upgrade_is_answered_as_a_plain_request(serve: Serve,
                                                 engine: str) -> None:
-    server = serve(engine, path_echo)
+    server = serve(path_echo, engine=engine)
     with Client(server) as client:
         client.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
                     b"Upgrade: websocket\r\n\r\n")
@@ -1009,7 +992,7 @@ def test_upgrade_is_answered_as_a_plain_request(serve: Callable[..., HTTPServer]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_client_leaving_inside_the_body(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_client_leaving_inside_the_body(serve: Serve, engine: str) -> None:
     reads: list[str] = []
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -1021,7 +1004,7 @@ def test_client_leaving_inside_the_body(serve: Callable[..., HTTPServer], engine
             reads.append("short")
         return hello(environ, start_response)
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
         gevent.sleep(0.1)
@@ -1032,8 +1015,8 @@ def test_client_leaving_inside_the_body(serve: Callable[..., HTTPServer], engine
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_empty_lines_do_not_keep_an_idle_connection_open(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
-    server = serve(engine, keepalive_timeout_s=0.4)
+        serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine, keepalive_timeout_s=0.4)
     with Client(server) as client:
         began = time.monotonic()
         with pytest.raises(OSError):
@@ -1044,7 +1027,7 @@ def test_empty_lines_do_not_keep_an_idle_connection_open(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_date_and_server_of_the_app_are_kept(serve: Callable[..., HTTPServer],
+def test_date_and_server_of_the_app_are_kept(serve: Serve,
                                              engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         headers = [("Content-Length", "2"), ("Server", "mine")]
@@ -1053,7 +1036,7 @@ def test_date_and_server_of_the_app_are_kept(serve: Callable[..., HTTPServer],
         start_response("200 OK", headers)
         return [b"ok"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"GET /dated HTTP/1.1\r\nHost: t\r\n\r\n")
         head = client.read_until(b"\r\n\r\n").lower()
@@ -1065,14 +1048,14 @@ def test_date_and_server_of_the_app_are_kept(serve: Callable[..., HTTPServer],
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi sends the app's framing headers"))
-def test_hop_by_hop_headers_of_the_app_are_replaced(serve: Callable[..., HTTPServer],
+def test_hop_by_hop_headers_of_the_app_are_replaced(serve: Serve,
                                                     engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Transfer-Encoding", "chunked"), ("Keep-Alive", "x"),
                                   ("Connection", "keep-alive")])
         return [b"plain"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         status, headers, body = client.request()
         assert (status, headers["content-length"], body) == (200, "5", b"plain")
@@ -1081,13 +1064,13 @@ def test_hop_by_hop_headers_of_the_app_are_replaced(serve: Callable[..., HTTPSer
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi sends what the app yields"))
 def test_streamed_body_longer_than_its_content_length_is_cut(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Length", "3")])
         yield b"ab"
         yield b"cdef"
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         client.head()
@@ -1097,12 +1080,12 @@ def test_streamed_body_longer_than_its_content_length_is_cut(
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi reuses the connection"))
 def test_streamed_body_shorter_than_its_content_length_ends_the_connection(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Length", "6")])
         yield b"ab"
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         client.head()
@@ -1111,13 +1094,13 @@ def test_streamed_body_shorter_than_its_content_length_ends_the_connection(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_head_of_a_list_body_without_length(serve: Callable[..., HTTPServer],
+def test_head_of_a_list_body_without_length(serve: Serve,
                                             engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [])
         return [b"four"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         status, headers, _ = client.request(method="HEAD")
         assert (status, headers.get("content-length")) == (200, "4")
@@ -1125,7 +1108,7 @@ def test_head_of_a_list_body_without_length(serve: Callable[..., HTTPServer],
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_input_readlines_with_a_hint(serve: Callable[..., HTTPServer], engine: str) -> None:
+def test_input_readlines_with_a_hint(serve: Serve, engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         stream = environ["wsgi.input"]
         first = stream.readlines(3)  # NOTE: the hint is advisory (pywsgi reads all)
@@ -1135,26 +1118,26 @@ def test_input_readlines_with_a_hint(serve: Callable[..., HTTPServer], engine: s
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\na\nbb\nccc\n")
         assert client.response()[::2] == (200, b"a\nbb\nccc\n")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_app_without_start_response_gets_500(serve: Callable[..., HTTPServer],
+def test_app_without_start_response_gets_500(serve: Serve,
                                              engine: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return [b"no head"]
 
-    server = serve(engine, app)
+    server = serve(app, engine=engine)
     with Client(server) as client:
         assert client.request()[0] == 500
 
 
 @pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi leaves body limits to the app"))
 def test_chunked_body_read_as_it_comes_is_still_limited(
-        serve: Callable[..., HTTPServer], engine: str) -> None:
+        serve: Serve, engine: str) -> None:
     def drain(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         total = 0
         while chunk := environ["wsgi.input"].read(100):
@@ -1163,7 +1146,7 @@ def test_chunked_body_read_as_it_comes_is_still_limited(
         start_response("200 OK", [("Content-Length", str(len(body)))])
         return [body]
 
-    server = serve(engine, drain, max_body_bytes=1000)
+    server = serve(drain, engine=engine, max_body_bytes=1000)
     with Client(server) as client:
         client.send(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         with contextlib.suppress(OSError):  # NOTE: refused while we still send
@@ -1171,3 +1154,112 @@ def test_chunked_body_read_as_it_comes_is_still_limited(
                 client.send(b"64\r\n" + b"x" * 100 + b"\r\n")
                 gevent.sleep(0.01)
         assert client.response()[0] == 413
+
+
+# --- every runtime answer is a whole problem: the engine's and the app's ---------------------
+
+_GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{8}\Z")
+_PROBLEMS_SPEC = Path(__file__).resolve().parent / "specs" / "engine_problems.yaml"
+_MANY = "".join(f"X-H{i}: {i}\r\n" for i in range(150))
+_SLOW_HEAD = {"header_timeout_s": 0.3, "keepalive_timeout_s": 1}
+# name: (what the client sends, server options, status, instance (None: the target was never
+# parsed), the client's id echoed (None: a new one), why pywsgi cannot ("": it can)).
+_ENGINE_ANSWERS: dict[str, tuple[bytes, dict[str, Any], int, str | None, str | None, str]] = {
+    "400 garbage": (b"GARBAGE\r\nX-Request-ID: junk-1\r\n\r\n", {}, 400, None, None, ""),
+    "400 bad header": (b"GET /bad?x=1 HTTP/1.1\r\nX-Request-ID: bad-1\r\nX-A: a\rX-B: b\r\n\r\n",
+                       {}, 400, "/bad", "bad-1", "gevent.pywsgi accepts it"),
+    "408 slow head": (b"GET /slow-head HTTP/1.1\r\nX-Request-ID: slow-1\r\nHost: t\r\n", _SLOW_HEAD,
+                      408, "/slow-head", "slow-1", "pywsgi bounds each read, not the head"),
+    "408 slow request line": (b"GET /slow-li", _SLOW_HEAD, 408, None, None,
+                              "pywsgi bounds each read, not the head"),
+    "413 Content-Length": (b"POST /big?x=1 HTTP/1.1\r\nX-Request-ID: big-1\r\n"
+                           b"Content-Length: 1000000\r\n\r\n", {"max_body_bytes": 1000},
+                           413, "/big", "big-1", "pywsgi leaves body limits to the app"),
+    "413 chunked": (b"POST /chunks HTTP/1.1\r\nX-Request-ID: chunks-1\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n400\r\n" + b"x" * 1024 + b"\r\n",
+                    {"max_body_bytes": 1000}, 413, "/chunks", "chunks-1",
+                    "pywsgi leaves body limits to the app"),
+    "414 long target": (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nX-Request-ID: long-1\r\n\r\n",
+                        {}, 414, None, None, ""),
+    "431 too many headers": (f"GET /many HTTP/1.1\r\nX-Request-ID: many-1\r\n{_MANY}\r\n"
+                             .encode(), {}, 431, "/many", "many-1",
+                             "pywsgi has no header limit of its own"),
+    "505 HTTP/2.0": (b"GET /v2 HTTP/2.0\r\nX-Request-ID: v2-1\r\n\r\n", {}, 505, "/v2", "v2-1",
+                     "pywsgi serves HTTP/2.0 as 1.x"),
+}
+
+
+def _engine_answer_cases() -> Iterator[Any]:
+    for name, (*_, pywsgi_cannot) in _ENGINE_ANSWERS.items():
+        for engine in ENGINES:
+            marks = (pytest.mark.xfail(strict=True, reason=pywsgi_cannot)
+                     if engine == "pywsgi" and pywsgi_cannot else ())
+            yield pytest.param(engine, name, id=f"{engine}-{name}", marks=marks)
+
+
+def whole_problem(status: int, headers: dict[str, str], body: bytes,
+                  instance: str | None) -> dict[str, Any]:
+    """Check a runtime answer has every member of the problem and return the document."""
+    assert headers["content-type"] == "application/problem+json", (status, body)
+    document: dict[str, Any] = json.loads(body)
+    assert document["status"] == status
+    assert document["type"] and document["title"] and document["detail"]
+    assert headers["x-request-id"] == document["request_id"]
+    assert document.get("instance") == instance
+    return document
+
+
+@pytest.mark.parametrize(("engine", "case"), list(_engine_answer_cases()))
+def test_engine_answers_are_whole_problems(serve: Serve, engine: str, case: str) -> None:
+    data, options, status, instance, client_id, _ = _ENGINE_ANSWERS[case]
+    server = serve(echo, engine=engine, **options)
+    with Client(server) as client:
+        client.send(data)
+        got, headers, body = client.response()
+        assert got == status
+        assert headers["connection"] == "close"
+        document = whole_problem(status, headers, body, instance)
+        if client_id is None:  # never parsed, or not trusted: a new id
+            assert _GENERATED_ID.match(document["request_id"]), document
+        else:  # the client's sane X-Request-ID, echoed by the engine
+            assert document["request_id"] == client_id
+        assert client.closed()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_answer_keeps_the_request_id_the_app_chose(serve: Serve, engine: str) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("X-Request-ID", "app-7")])
+        raise RuntimeError("bug after choosing the id")
+
+    server = serve(app, engine=engine)
+    with Client(server) as client:
+        status, headers, body = client.request("/here?x=1", extra="X-Request-ID: client-1\r\n")
+        assert status == 500
+        document = whole_problem(status, headers, body, "/here")
+        assert document["request_id"] == "app-7"  # the one the app's log line shows
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_app_answers_are_whole_problems_through_the_engine(
+        serve: Serve, make_app: Callable[..., Any], engine: str) -> None:
+    def slow(request: Any) -> dict[str, Any]:
+        gevent.sleep(2)  # NOTE: past the operation's 50 ms deadline: cancelled
+        return {}
+
+    app = make_app(_PROBLEMS_SPEC, {"get_item": lambda request: {}, "slow": slow})
+    server = serve(app, engine=engine)
+    key = "".join(f"{name}: {value}\r\n" for name, value in AUTH.items())
+    with Client(server) as client:  # NOTE: all on one keep-alive connection
+        for method, target, extra, status, instance in [
+                ("GET", "/nowhere?x=1", "", 404, "/nowhere"),
+                ("DELETE", "/slow", "", 405, "/slow"),
+                ("GET", "/items/1", "", 401, "/items/1"),
+                ("GET", "/items/x", key, 400, "/items/x"),
+                ("GET", "/slow", "", 504, "/slow")]:
+            got, headers, body = client.request(target, method, extra)
+            assert got == status, body
+            document = whole_problem(status, headers, body, instance)
+            assert _GENERATED_ID.match(document["request_id"])
+        got, headers, body = client.request("/nowhere", extra="X-Request-ID: mine-1\r\n")
+        assert whole_problem(got, headers, body, "/nowhere")["request_id"] == "mine-1"

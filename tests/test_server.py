@@ -496,3 +496,20 @@ def test_refuses_to_start_in_an_unpatched_process() -> None:
     assert done.returncode != 0
     assert "RuntimeError" in done.stderr
     assert "monkey.patch_all()" in done.stderr and "brrt" in done.stderr
+
+
+def test_the_engine_refuses_a_body_over_the_apps_own_limit(serve: Serve) -> None:
+    from conftest import PETSTORE_ENV
+
+    from brrt_actors import create_app
+
+    app = create_app(ROOT / "specs" / "petstore.yaml", "handlers",
+                     environ={**PETSTORE_ENV, "BRRTR_MAX_BODY_BYTES": "100"})
+    server = serve(app)
+    assert server._engine.max_body_bytes == 100  # type: ignore[attr-defined]
+    with socket.create_connection(server.address, timeout=5) as sock:
+        sock.sendall(b"POST /pets HTTP/1.1\r\nHost: x\r\nX-API-Key: test123\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 200\r\n\r\n")
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"larger than 100 bytes" in answer

@@ -11,7 +11,9 @@ Limits answered by the engine itself, with a problem+json body and ``Connection:
 414 (request target), 431 (header count or size), 413 (body), 400 (anything llhttp rejects,
 among them request smuggling shapes: Content-Length with Transfer-Encoding, duplicate
 Content-Length, obs-fold, CR/LF in a header value, bad chunk sizes), 408 (headers not
-complete within ``header_timeout_s`` of their first byte, or a body that stalls).
+complete within ``header_timeout_s`` of their first byte, or a body that stalls). Rendered
+by `brrt_actors.problem` as the app's answers are: ``X-Request-ID`` (the app's, the
+client's sane one, or a new one) and ``instance`` once the request target was parsed.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from gevent import GreenletExit
 
 from brrt_actors.engine import wire
 from brrt_actors.engine.message import NO_BODY, BodyReadError, Input, Message
+from brrt_actors.problem import body_too_large
 
 if TYPE_CHECKING:
     from gevent.socket import socket as Socket
@@ -108,7 +111,7 @@ class Connection:
         self._msg_fed = 0
         self._current: Message | None = None
         self._reject: tuple[int, str] = (400, "")
-        self._failed: tuple[int, str] | None = None
+        self._failed: tuple[int, bytes] | None = None  # (status, the answer to send)
         self._eof = False
         self._timeout: float | None = None
         # response state
@@ -163,7 +166,7 @@ class Connection:
         parser = self._parser
         environ = self._environ
         assert environ is not None
-        self._environ = None
+        # NOTE: `_environ` stays set until the head is accepted: a refusal reads it.
         self._in_head = False
         self._head_deadline = 0.0
         if len(environ) - self._base_len + self._extra > server.max_header_count:
@@ -186,9 +189,9 @@ class Connection:
         length = environ.get("CONTENT_LENGTH")
         if length is not None and int(length) > server.max_body_bytes:
             # SECURITY: refused before a single body byte is read.
-            self._reject = (413, f"the request body is larger than "
-                                 f"{server.max_body_bytes} bytes")
+            self._reject = (413, body_too_large(server.max_body_bytes))
             raise _Reject
+        self._environ = None  # NOTE: what comes after the head (trailers) is dropped
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
         raw = self._url.decode("latin-1")
@@ -221,8 +224,7 @@ class Connection:
         req.received += len(body)
         if req.received > self.server.max_body_bytes:
             # NOTE: a chunked body has no length up front: counted as it comes.
-            self._reject = (413, f"the request body is larger than "
-                                 f"{self.server.max_body_bytes} bytes")
+            self._reject = (413, body_too_large(self.server.max_body_bytes))
             raise _Reject
 
     def on_message_complete(self) -> None:
@@ -260,10 +262,10 @@ class Connection:
                 elif not self._head_deadline:
                     self._head_deadline = time.monotonic() + server.header_timeout_s
             elif fed > 2 * server.max_body_bytes + server.max_header_bytes + 2 * _RECV_SIZE:
-                self._fail(413, f"the request body is larger than {server.max_body_bytes} "
-                                "bytes")
+                self._fail(413, body_too_large(server.max_body_bytes))
 
     def _fail(self, status: int, detail: str) -> None:
+        in_head = self._in_head
         self._eof = True  # nothing more is read from this connection
         self._in_head = self._in_message = False
         req = self._current
@@ -271,7 +273,18 @@ class Connection:
             req.error, req.detail = status, detail  # the request that was being read
             self._current = None
         else:
-            self._failed = (status, detail)
+            self._failed = (status, self._head_problem(status, detail, in_head))
+
+    def _head_problem(self, status: int, detail: str, in_head: bool) -> bytes:
+        """Render the answer to a request refused before (or as) its head completed."""
+        environ = self._environ
+        if environ is None:  # nothing of a request parsed yet
+            return wire.problem_response(status, detail)
+        # NOTE: the target is known whole once a header field (httptools hands one over
+        # when the next begins), or the head's end, followed it.
+        if not in_head or len(environ) > self._base_len or self._extra:
+            environ["RAW_URI"] = self._url.decode("latin-1")
+        return wire.request_problem(status, detail, environ)
 
     def fill(self, req: Message) -> None:
         """Read more of `req`'s body from the socket (the app's ``wsgi.input`` calls it).
@@ -331,8 +344,9 @@ class Connection:
             if self._req is not None and not self._sent:
                 with contextlib.suppress(OSError):
                     self._settimeout(0.5)
-                    self.sock.sendall(wire.problem_response(
-                        503, "the server stopped before the answer was ready"))
+                    self.sock.sendall(wire.request_problem(
+                        503, "the server stopped before the answer was ready",
+                        self._req.environ, self._app_request_id()))
         except Exception:
             _log.exception("the HTTP engine failed on a connection")
         finally:
@@ -363,14 +377,14 @@ class Connection:
                         self._linger()  # NOTE: bytes we did not read may still come
                     return None
             if self._failed is not None:
-                self._send(wire.problem_response(*self._failed))
+                self._send(self._failed[1])
                 # NOTE: a client too slow with its head gets no more of our time than this.
                 return self._linger(0.2 if self._failed[0] == 408 else 1.0)
             if self._eof or server.draining:
                 return None
             if self._in_head:  # part of the next request's head is here: its deadline runs
                 if self._head_deadline <= monotonic():
-                    self._failed = (408, "the request head did not arrive in time")
+                    self._fail(408, "the request head did not arrive in time")
                     continue
                 self.deadline = self._head_deadline
             else:
@@ -383,7 +397,7 @@ class Connection:
             except Expired:
                 if not self._in_head:
                     return None  # idle for keepalive_timeout_s, or evicted: close quietly
-                self._failed = (408, "the request head did not arrive in time")
+                self._fail(408, "the request head did not arrive in time")
                 continue
             finally:
                 self.deadline = 0.0
@@ -534,7 +548,7 @@ class Connection:
     def _respond(self, req: Message) -> bool:
         """Serve one request; return True when the connection may carry another."""
         if req.error:
-            self._send(wire.problem_response(req.error, req.detail))
+            self._send(wire.request_problem(req.error, req.detail, req.environ))
             return False
         self._req = req
         self._status = None
@@ -590,10 +604,22 @@ class Connection:
             _log.error("the WSGI app failed while answering %s %s",
                        req.environ["REQUEST_METHOD"], req.environ["RAW_URI"], exc_info=ex)
             return False
+        # NOTE: the app may have chosen the request's id (and logged with it) before it
+        # failed, or before the engine replaced its answer: the engine's answer keeps it.
+        request_id = self._app_request_id()
         if req.error:
-            self._send(wire.problem_response(req.error, req.detail))
+            self._send(wire.request_problem(req.error, req.detail, req.environ, request_id))
             return False
         _log.error("unhandled error in the WSGI app on %s %s",
                    req.environ["REQUEST_METHOD"], req.environ["RAW_URI"], exc_info=ex)
-        self._send(wire.problem_response(500, "internal server error"))
+        self._send(wire.request_problem(500, "internal server error", req.environ,
+                                        request_id))
         return False
+
+    def _app_request_id(self) -> str | None:
+        """Return the ``X-Request-ID`` the app gave the answer not sent yet, if any."""
+        if self._status is not None:
+            for name, value in self._resp_headers:
+                if name.lower() == "x-request-id":
+                    return value
+        return None

@@ -3,8 +3,10 @@
 
 pywsgi's server and handler plus what the runtime needs: TCP_NODELAY, RAW_URI, timeouts
 bounding each stall (idle wait, each body read, each write), ``Connection: close`` while
-draining, errors sent to the runtime's logger. It leaves body size limits to the app and
-has no header count/size limit or header-read deadline of its own.
+draining, errors sent to the runtime's logger, and its own error answers (414, 400, 500)
+rendered as problem+json by `brrt_actors.problem`, as the other engine's are. It leaves
+body size limits to the app and has no header count/size limit or header-read deadline of
+its own.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import contextlib
 import logging
 import socket
 from types import TracebackType
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import gevent
 from gevent import pywsgi
@@ -20,6 +22,7 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from greenlet import greenlet
 
+from brrt_actors.engine import wire
 from brrt_actors.engine.fdlimit import ensure_fd_limit
 
 if TYPE_CHECKING:
@@ -31,6 +34,12 @@ _log = logging.getLogger("brrt_actors.server")
 
 # NOTE: pywsgi's own limit (answers 414 at or above it); the stubs do not declare it.
 _MAX_REQUEST_LINE: int = getattr(pywsgi, "MAX_REQUEST_LINE", 8192)
+# What pywsgi's own refusals say (it answers these with a bare status line).
+_DETAILS = {
+    400: "malformed request",
+    414: f"the request line is longer than {_MAX_REQUEST_LINE - 1} bytes",
+    500: "internal server error",
+}
 
 
 class _ConnectionHandler(WSGIHandler):
@@ -69,6 +78,37 @@ class _ConnectionHandler(WSGIHandler):
         finally:
             self.idle = False
         return line.decode("latin-1")
+
+    def handle_one_request(self) -> tuple[str, bytes] | Literal[True] | None:
+        result = super().handle_one_request()
+        if isinstance(result, tuple):
+            # NOTE: pywsgi refused the head (414, 400) with a bare answer: ours instead. The
+            # head is not trusted here: no instance, and a new request id.
+            status = int(result[0])
+            return result[0], wire.problem_response(
+                status, _DETAILS.get(status, _DETAILS[400]))
+        return result
+
+    def _send_error_response_if_possible(self, error_code: int) -> None:
+        # NOTE: pywsgi's hook for its 400 (a body it cannot read) and 500 (the app raised
+        # before answering), plain text there; problem+json here, then the connection ends.
+        self.close_connection = True
+        if self.response_length or self.headers_sent:
+            return  # part of an answer is out: closing is the only signal left
+        with contextlib.suppress(OSError):
+            self._sendall(wire.request_problem(
+                error_code, _DETAILS.get(error_code, _DETAILS[500]), self.environ or {},
+                self._app_request_id()))
+
+    def _app_request_id(self) -> str | None:
+        # NOTE: the app may have chosen the request's id (and logged with it) before it
+        # failed: the answer keeps it. `status` is reset per request, `response_headers` not.
+        if self.status is not None and self.response_headers:
+            headers = cast("list[tuple[bytes, bytes]]", self.response_headers)
+            for name, value in headers:
+                if name.lower() == b"x-request-id":
+                    return value.decode("latin-1")
+        return None
 
     def get_environ(self) -> WSGIEnvironment:
         env = super().get_environ()

@@ -1,16 +1,27 @@
 """Bytes on the wire that the HTTP/1.1 engine builds once: status lines, the Date header,
-environ keys of header names, and the engine's own problem+json answers.
+environ keys of header names; and the engine's own problem+json answers.
 
-Everything here is looked up per request and computed only on a cache miss.
+Everything here is looked up per request and computed only on a cache miss. The engine's
+answers are rendered by `brrt_actors.problem`, as the app's are; only their status line
+and fixed headers are built once (ids and instances differ per answer).
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import unquote
 
-import ujson
+from brrt_actors.errors import HTTPError
+from brrt_actors.problem import (
+    PROBLEM_CONTENT_TYPE,
+    origin_path,
+    printable_path,
+    problem_body,
+    request_id_from,
+)
 
 __all__ = [
     "CONTINUE",
@@ -22,6 +33,7 @@ __all__ = [
     "no_date",
     "path_info",
     "problem_response",
+    "request_problem",
     "status_line",
 ]
 
@@ -141,24 +153,57 @@ def path_info(path: str) -> str:
 
 # --- the engine's own answers -----------------------------------------------------------
 
-_PROBLEM_CACHE: dict[tuple[int, str], bytes] = {}
+# PERF: the status line and the fixed headers of each engine answer, built once per status
+# (the statuses are the engine's own: bounded).
+_PROBLEM_HEADS: dict[int, bytes] = {}
 
 
-def problem_response(status: int, detail: str) -> bytes:
-    """Return a whole ``Connection: close`` problem+json response (RFC 9457)."""
-    cached = _PROBLEM_CACHE.get((status, detail))
-    if cached is None:
+def _problem_head(status: int) -> bytes:
+    head = _PROBLEM_HEADS.get(status)
+    if head is None:
         try:
-            title = HTTPStatus(status).phrase
+            reason = HTTPStatus(status).phrase
         except ValueError:
-            title = "Error"
-        body = ujson.dumps({"type": "about:blank", "title": title, "status": status,
-                            "detail": detail}, ensure_ascii=False).encode()
-        cached = (b"HTTP/1.1 %d %s\r\n" % (status, title.encode("latin-1"))
-                  + b"Content-Type: application/problem+json\r\n"
-                  + b"Content-Length: %d\r\nConnection: close\r\n" % len(body)
-                  + b"\r\n" + body)
-        if len(_PROBLEM_CACHE) < _STATUS_CACHE_SIZE:  # NOTE: details are the engine's own
-            _PROBLEM_CACHE[(status, detail)] = cached
-    head, _, rest = cached.partition(b"\r\n\r\n")
-    return head + b"\r\n" + date_block() + b"\r\n" + rest
+            reason = "Error"
+        head = _PROBLEM_HEADS[status] = (
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: close\r\n"
+            % (status, reason.encode("latin-1"), PROBLEM_CONTENT_TYPE.encode("ascii")))
+    return head
+
+
+def problem_response(status: int, detail: str, *, instance: str | None = None,
+                     request_id: str | None = None) -> bytes:
+    """Return a whole ``Connection: close`` problem+json answer (RFC 9457).
+
+    Rendered by `brrt_actors.problem`, as the app's own answers are, with the
+    ``X-Request-ID`` header.
+
+    Args:
+        status: the status code.
+        detail: what went wrong, in the engine's own words (never the client's bytes).
+        instance: the request's path, when the request target was parsed.
+        request_id: the request's id as known so far (the client's or the app's); echoed
+            when sane (`request_id_from`), else (or when None) a new one is made.
+    """
+    # SECURITY: the id goes into a header: only a sane or a generated one (ASCII letters,
+    # digits and ._:-) gets there, so encoding it cannot fail nor split the answer.
+    request_id = request_id_from(request_id)
+    body = problem_body(HTTPError(status, detail), instance, request_id)
+    return b"".join((_problem_head(status), b"X-Request-ID: ", request_id.encode("ascii"),
+                     b"\r\nContent-Length: %d\r\n" % len(body), date_block(), b"\r\n",
+                     body))
+
+
+def request_problem(status: int, detail: str, environ: Mapping[str, Any],
+                    request_id: str | None = None) -> bytes:
+    """Return `problem_response` for a request whose head was parsed into `environ`.
+
+    The ``instance`` is the path of its target; the id is `request_id` when given (the one
+    the app already chose), else the client's sane ``X-Request-ID``, else a new one.
+    """
+    target = environ.get("RAW_URI")
+    return problem_response(
+        status, detail,
+        instance=None if target is None else printable_path(
+            origin_path(target.partition("?")[0])),
+        request_id=request_id if request_id is not None else environ.get("HTTP_X_REQUEST_ID"))

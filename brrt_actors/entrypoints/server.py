@@ -142,7 +142,8 @@ class HTTPServer:
             body or head-time limits, and it lets a smuggled request through; building it
             logs a warning that says so).
         max_body_bytes: the httptools engine answers 413 to larger request bodies (a
-            Content-Length above it before reading the body).
+            Content-Length above it before reading the body); by default the app's own
+            limit (``app.settings.max_body_bytes``) for a brrt app, else 16 MiB.
         header_timeout_s: the httptools engine answers 408 and closes when a request head
             is not complete this long after its first byte.
         max_accept: connections accepted per wake-up of the listener (gevent's default,
@@ -157,9 +158,13 @@ class HTTPServer:
                  max_connections: int = 10000, keepalive_timeout_s: float = 5.0,
                  shutdown_grace_s: float = 10.0, listener: socket.socket | None = None,
                  on_stop: Iterable[StopHook] = (), engine: str = ENGINES[0],
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 max_body_bytes: int | None = None,
                  header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
                  max_accept: int | None = None) -> None:
+        if max_body_bytes is None:
+            # NOTE: one limit: the engine's early 413 uses the app's own setting.
+            max_body_bytes = getattr(getattr(app, "settings", None), "max_body_bytes",
+                                     DEFAULT_MAX_BODY_BYTES)
         _check(max_connections, keepalive_timeout_s, shutdown_grace_s, port, engine,
                max_body_bytes, header_timeout_s)
         #: Hooks run once by `stop`, after connections stopped, with the grace seconds left.

@@ -1,0 +1,137 @@
+"""The response stage: encoding the handler's value, checked against the declared responses."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+from conftest import Serve
+from http_app import (
+    AUTH,
+    call,
+    events,
+    http_handlers,
+    problem,
+)
+
+from brrt_actors import Request, Response
+from brrt_actors.app import App
+from brrt_actors.testing import Client
+
+
+def test_enforce_turns_an_invalid_body_into_500_and_logs_why(
+        make_app: Callable[..., App], caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(make_app(BRRTR_RESPONSE_VALIDATION="enforce"))
+    with caplog.at_level(logging.ERROR, logger="brrt_actors"):
+        body = problem(client.get("/answer?mode=invalid"), 500)
+    assert "forty-two" not in str(body)
+    assert any("get_answer" in record.getMessage() and "/answer" in record.getMessage()
+               for record in caplog.records), caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="brrt_actors"):
+        problem(client.get("/answer?mode=undeclared"), 500)
+    assert "418" in caplog.text and "not declared" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="brrt_actors"):
+        problem(client.get("/answer?mode=conflict"), 500)  # raised, not returned: the same
+    assert "409" in caplog.text and "not declared" in caplog.text
+    assert client.get("/answer?mode=valid").json() == {"answer": 42}
+
+
+def test_log_mode_sends_the_invalid_response_and_logs_it(
+        make_app: Callable[..., App], caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(make_app(BRRTR_RESPONSE_VALIDATION="log"))
+    with caplog.at_level(logging.WARNING, logger="brrt_actors"):
+        response = client.get("/answer?mode=invalid")
+    assert (response.status, response.json()) == (200, {"answer": "forty-two"})
+    assert any(record.levelno >= logging.WARNING and "get_answer" in record.getMessage()
+               for record in caplog.records), caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="brrt_actors"):
+        assert client.get("/answer?mode=undeclared").status == 418
+    assert "418" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="brrt_actors"):
+        body = problem(client.get("/answer?mode=conflict"), 409)
+    assert body["detail"] == "already there"
+    assert "409" in caplog.text and "not declared" in caplog.text
+
+
+def test_off_mode_sends_the_invalid_response_silently(
+        make_app: Callable[..., App], caplog: pytest.LogCaptureFixture) -> None:
+    client = Client(make_app(BRRTR_RESPONSE_VALIDATION="off"))
+    with caplog.at_level(logging.DEBUG, logger="brrt_actors"):
+        response = client.get("/answer?mode=invalid")
+        undeclared = client.get("/answer?mode=undeclared")
+        conflict = client.get("/answer?mode=conflict")
+    assert (response.status, response.json()) == (200, {"answer": "forty-two"})
+    assert (undeclared.status, conflict.status) == (418, 409)
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+def test_none_is_204_when_only_204_is_declared(client: Client) -> None:
+    response = client.delete("/items/4", headers=AUTH)
+    assert (response.status, response.body) == (204, b"")
+    assert "content-type" not in response.headers
+
+
+def test_response_headers_reach_the_client(client: Client) -> None:
+    response = client.get("/answer?mode=headers")
+    assert (response.status, response.headers["x-answer"]) == (200, "yes")
+    assert response.json() == {"answer": 1}
+
+
+def test_bytes_body_goes_out_with_the_declared_content_type(client: Client) -> None:
+    response = client.get("/report")
+    assert (response.status, response.body) == (200, b"a,b\n1,2\n")
+    assert response.headers["content-type"] == "text/csv"
+    assert response.headers["content-length"] == "8"
+    assert response.headers["x-report"] == "weekly"
+
+
+def test_content_type_header_from_the_handler_is_sent_once(
+        make_app: Callable[..., App]) -> None:
+    def get_report(request: Request) -> Response:
+        return Response(200, "a;b\n", headers={"content-type": "text/csv; charset=utf-8",
+                                                "Content-Length": "999", "X-Report": "daily"})
+
+    response = Client(make_app(handlers={**http_handlers(), "get_report": get_report})).get(
+        "/report")
+    assert response.status == 200, response
+    names = [name.lower() for name, _ in response.header_list]
+    assert names.count("content-type") == 1 and names.count("content-length") == 1
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-length"] == "4"
+    assert response.headers["x-report"] == "daily"
+
+
+def test_stream_arrives_whole_over_a_real_socket(
+        make_app: Callable[..., App], serve: Serve) -> None:
+    server = serve(make_app(), keepalive_timeout_s=2)
+    reply = call(server, "/events")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/event-stream"
+    assert reply.headers["cache-control"] == "no-cache"
+    assert reply.headers.get("transfer-encoding") == "chunked"
+    assert "content-length" not in reply.headers
+    assert reply.body == b"".join(events())
+
+
+def test_every_response_has_content_type_and_length(client: Client) -> None:
+    responses = [
+        client.get("/items"), client.get("/items/2", headers=AUTH), client.get("/items/2"),
+        client.delete("/items/2", headers=AUTH), client.get("/nowhere"), client.put("/items"),
+        client.options("/items"), client.get("/report"), client.get("/health"),
+        client.get("/ready"), client.get("/openapi.json"), client.get("/openapi.yaml"),
+        client.get("/docs"), client.post("/items", json={"name": "n"}),
+        client.post("/items", data=b"x", content_type="text/plain"),
+        client.get("/answer?mode=invalid"), client.get("/probe"),
+    ]
+    for response in responses:
+        if response.status == 204:  # RFC 9110 8.6: no body, and no Content-Length but 0
+            assert response.body == b"" and response.headers.get("content-length", "0") == "0"
+            continue
+        assert response.headers["content-length"] == str(len(response.body)), response
+        if response.body:
+            assert response.headers["content-type"], response
+        assert response.headers["x-request-id"], response
