@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,12 @@ from conftest import PETSTORE_ENV, PETSTORE_OAUTH2_SECRET, ROOT
 from gevent.event import Event
 from prometheus_client.parser import text_string_to_metric_families
 
-from brrt_actors import ConfigError, HTTPError, create_app
+from brrt_actors import ConfigError, create_app
 from brrt_actors.app import App
 from brrt_actors.config import load_settings
 from brrt_actors.entrypoints.server import HTTPServer
 from brrt_actors.metrics.figures import BUCKETS, OperationMetrics, build_metrics
 from brrt_actors.security.jwt import mint_token
-from brrt_actors.stages.measure import Measured
 from brrt_actors.testing import Client, TestResponse
 
 PETSTORE = ROOT / "specs" / "petstore.yaml"
@@ -285,25 +283,6 @@ def test_deadline_504_handler_error_500_and_restart(actors_app: tuple[App, Event
     assert value(samples, "brrt_actor_worker_restarts_total", operation_id="late") == 0
     gevent.sleep(0.01)
     assert value(scrape(client), "brrt_actor_cancelled_total", operation_id="late") == 1
-
-
-def test_measured_run_counts_http_errors_and_bugs() -> None:
-    figures = OperationMetrics("op", "GET")
-
-    def failing(error: Exception) -> Callable[[Any], Any]:
-        def serve(request: Any) -> Any:
-            assert figures.in_flight == 1
-            raise error
-
-        return Measured(figures)(serve)
-
-    with pytest.raises(HTTPError):
-        failing(HTTPError(418))(None)
-    with pytest.raises(KeyError):
-        failing(KeyError("bug"))(None)  # the app answers it with 500
-
-    assert sorted(figures.series) == [418, 500]
-    assert figures.in_flight == 0
 
 
 ODD_SPEC = r"""

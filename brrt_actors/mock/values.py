@@ -2,7 +2,9 @@
 
 `generate_value` walks a translated (draft-07, self-contained) schema and builds the
 plainest value it accepts: the lower bounds, the first enum member, a fixed value per string
-format, one item per array, every declared property. Deterministic: no randomness.
+format, one item per array, every declared property. Deterministic: no randomness. What the
+constraints allow (allOf parts merged, numeric ranges and multiples, the value per format) is
+worked out in `brrt_actors.mock.constraints`.
 """
 from __future__ import annotations
 
@@ -13,8 +15,22 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
 
+from brrt_actors.mock.constraints import (
+    FORMAT_VALUES,
+    INT_FORMATS,
+    MockError,
+    bounds,
+    combine,
+    format_value,
+    max_known,
+    min_known,
+    pick_multiple,
+    within,
+)
 from brrt_actors.mock.patterns import from_pattern, search
 from brrt_actors.spec.model import JSONSchema
+
+__all__ = ["MockError", "generate_value"]
 
 # From the second expansion of a `$ref` on one path on, optional parts (optional properties,
 # items beyond minItems) are left out, so recursive schemas show one level and stop.
@@ -22,44 +38,11 @@ _RECURSE_ONCE = 2
 # A `$ref` expanded this often on one path is a *required* recursion: no finite value exists.
 _MAX_SAME_REF = 8
 
-_FORMAT_VALUES: dict[str, str] = {
-    "uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
-    "date": "2024-01-15",
-    "date-time": "2024-01-15T09:30:00Z",
-    "time": "09:30:00Z",
-    "duration": "P1D",
-    "email": "user@example.com",
-    "idn-email": "user@example.com",
-    "hostname": "example.com",
-    "idn-hostname": "example.com",
-    "ipv4": "192.0.2.1",
-    "ipv6": "2001:db8::1",
-    "uri": "https://example.com/",
-    "iri": "https://example.com/",
-    "uri-reference": "/example",
-    "iri-reference": "/example",
-    "uri-template": "https://example.com/{id}",
-    "json-pointer": "/example",
-    "relative-json-pointer": "0",
-    "regex": "^example$",
-    "byte": "ZXhhbXBsZQ==",  # base64 of "example"
-    "binary": "example",
-    "password": "password",
-}
-_INT_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-
 _OBJECT_WORDS = ("properties", "required", "additionalProperties", "patternProperties",
                  "minProperties", "maxProperties", "dependencies", "propertyNames")
 _ARRAY_WORDS = ("items", "minItems", "maxItems", "uniqueItems", "contains", "additionalItems")
 _STRING_WORDS = ("minLength", "maxLength", "pattern")
 _NUMBER_WORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
-_LOWER_BOUNDS = {"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"}
-_UPPER_BOUNDS = {"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"}
-_SUBSCHEMA_WORDS = {"items", "additionalItems", "additionalProperties", "contains",
-                    "propertyNames"}
-
-class MockError(ValueError):
-    """No value can be generated: the schema is contradictory, unresolvable or endless."""
 
 
 def generate_value(schema: JSONSchema, *, notes: list[str] | None = None) -> Any:
@@ -162,7 +145,7 @@ class _Generator:
                 raise MockError("an allOf part accepts no value")
             if "allOf" in part:
                 part = self._merge(part, seen)
-            merged = _combine(merged, part)
+            merged = combine(merged, part)
         return merged
 
     def _enum(self, schema: JSONSchema, where: str, variant: int) -> Any:
@@ -211,9 +194,9 @@ class _Generator:
             kinds = ["object"]
         elif any(w in schema for w in _ARRAY_WORDS):
             kinds = ["array"]
-        elif any(w in schema for w in _STRING_WORDS) or schema.get("format") in _FORMAT_VALUES:
+        elif any(w in schema for w in _STRING_WORDS) or schema.get("format") in FORMAT_VALUES:
             kinds = ["string"]
-        elif schema.get("format") in _INT_FORMATS:
+        elif schema.get("format") in INT_FORMATS:
             kinds = ["integer"]
         elif any(w in schema for w in _NUMBER_WORDS):
             kinds = ["number"]
@@ -240,29 +223,29 @@ class _Generator:
         return variant % 2 == 0
 
     def _integer(self, schema: JSONSchema, where: str, hint: str, variant: int) -> Any:
-        lo, hi = _bounds(schema)
-        fmt_lo, fmt_hi = _INT_FORMATS.get(schema.get("format", ""), (None, None))
-        low = _max(None if lo is None else
-                   math.floor(lo[0]) + 1 if lo[1] else math.ceil(lo[0]), fmt_lo)
-        high = _min(None if hi is None else
-                    math.ceil(hi[0]) - 1 if hi[1] else math.floor(hi[0]), fmt_hi)
+        lo, hi = bounds(schema)
+        fmt_lo, fmt_hi = INT_FORMATS.get(schema.get("format", ""), (None, None))
+        low = max_known(None if lo is None else
+                        math.floor(lo[0]) + 1 if lo[1] else math.ceil(lo[0]), fmt_lo)
+        high = min_known(None if hi is None else
+                         math.ceil(hi[0]) - 1 if hi[1] else math.floor(hi[0]), fmt_hi)
         step = Fraction(str(schema["multipleOf"])).numerator if "multipleOf" in schema else 1
-        found = _pick_multiple(low, high, Fraction(step), variant)
+        found = pick_multiple(low, high, Fraction(step), variant)
         if found is None:
             raise MockError(f"{where or '/'}: no integer in [{low}, {high}] "
                             f"is a multiple of {step}")
         return int(found)
 
     def _number(self, schema: JSONSchema, where: str, hint: str, variant: int) -> Any:
-        lo, hi = _bounds(schema)
+        lo, hi = bounds(schema)
         if "multipleOf" in schema:
             step = Fraction(str(schema["multipleOf"]))
             low = Fraction(str(lo[0])) if lo else None
             high = Fraction(str(hi[0])) if hi else None
             first: float | None = None
             for offset in range(20):
-                found = _pick_multiple(low, high, step, variant + offset,
-                                       lo_open=bool(lo and lo[1]), hi_open=bool(hi and hi[1]))
+                found = pick_multiple(low, high, step, variant + offset,
+                                      lo_open=bool(lo and lo[1]), hi_open=bool(hi and hi[1]))
                 if found is None:
                     break
                 value = float(found)
@@ -281,7 +264,7 @@ class _Generator:
         if lo and hi:
             candidates.append((lo[0] + hi[0]) / 2)
         for value in candidates:
-            if _within(value, lo, hi):
+            if within(value, lo, hi):
                 return value
         raise MockError(f"{where or '/'}: the number range is empty")
 
@@ -293,8 +276,8 @@ class _Generator:
         pattern: str | None = schema.get("pattern")
         candidates: list[str] = []
         fmt = schema.get("format")
-        if fmt in _FORMAT_VALUES:
-            candidates.append(_format_value(fmt, variant))
+        if fmt in FORMAT_VALUES:
+            candidates.append(format_value(fmt, variant))
         if pattern is not None:
             written = from_pattern(pattern, min_len, max_len)
             if written is not None:
@@ -403,128 +386,6 @@ _BY_TYPE: dict[str, Callable[[_Generator, JSONSchema, str, str, int], Any]] = {
     "array": _Generator._array,
     "object": _Generator._object,
 }
-
-
-# -- schema arithmetic -------------------------------------------------------------------------
-
-def _combine(a: JSONSchema, b: JSONSchema) -> JSONSchema:
-    """Merge two allOf parts into one schema that asks for both (best effort)."""
-    out = dict(a)
-    for key, value in b.items():
-        if key not in out:
-            out[key] = value
-            continue
-        mine = out[key]
-        if key in ("properties", "patternProperties"):
-            out[key] = {**mine, **{name: ({"allOf": [mine[name], sub]} if name in mine else sub)
-                                   for name, sub in value.items()}}
-        elif key == "required":
-            out[key] = list(dict.fromkeys([*mine, *value]))
-        elif key == "type":
-            out[key] = _common_types(mine, value)
-        elif key in _LOWER_BOUNDS:
-            out[key] = max(mine, value)
-        elif key in _UPPER_BOUNDS:
-            out[key] = min(mine, value)
-        elif key == "enum":
-            out[key] = [v for v in mine if v in value]
-        elif key == "const" and mine != value:
-            raise MockError(f"allOf asks for two constants: {mine!r} and {value!r}")
-        elif key == "multipleOf":
-            fa, fb = Fraction(str(mine)), Fraction(str(value))
-            both = Fraction(math.lcm(fa.numerator, fb.numerator),
-                            math.gcd(fa.denominator, fb.denominator))
-            out[key] = int(both) if both.denominator == 1 else float(both)
-        elif key in ("anyOf", "oneOf"):
-            out[key] = [{"allOf": [branch, {key: value}]} for branch in mine]
-        elif key == "not":
-            out[key] = {"anyOf": [mine, value]}
-        elif key in _SUBSCHEMA_WORDS and not isinstance(mine, list) and not isinstance(value, list):
-            if mine is False or value is False:
-                out[key] = False
-            elif mine is True:
-                out[key] = value
-            elif value is not True:
-                out[key] = {"allOf": [mine, value]}
-        # anything else (title, format, pattern ...): the first part's word stays
-    return out
-
-
-def _common_types(a: str | list[str], b: str | list[str]) -> str | list[str]:
-    left = [a] if isinstance(a, str) else a
-    right = [b] if isinstance(b, str) else b
-    common = [t for t in left if t in right or (t == "integer" and "number" in right)]
-    common += [t for t in right if t == "integer" and "number" in left and t not in common]
-    if not common:
-        raise MockError(f"allOf parts share no type ({left} and {right})")
-    return common[0] if len(common) == 1 else common
-
-
-Bound = tuple[float, bool]  # (limit, exclusive)
-
-
-def _bounds(schema: JSONSchema) -> tuple[Bound | None, Bound | None]:
-    lo: Bound | None = None
-    hi: Bound | None = None
-    if "minimum" in schema:
-        lo = (schema["minimum"], False)
-    if "exclusiveMinimum" in schema and (lo is None or schema["exclusiveMinimum"] >= lo[0]):
-        lo = (schema["exclusiveMinimum"], True)
-    if "maximum" in schema:
-        hi = (schema["maximum"], False)
-    if "exclusiveMaximum" in schema and (hi is None or schema["exclusiveMaximum"] <= hi[0]):
-        hi = (schema["exclusiveMaximum"], True)
-    return lo, hi
-
-
-def _within(value: float, lo: Bound | None, hi: Bound | None) -> bool:
-    return ((lo is None or value > lo[0] or (value == lo[0] and not lo[1]))
-            and (hi is None or value < hi[0] or (value == hi[0] and not hi[1])))
-
-
-def _max(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else max(a, b)
-
-
-def _min(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _pick_multiple(low: Any, high: Any, step: Fraction, variant: int,
-                   lo_open: bool = False, hi_open: bool = False) -> Fraction | None:
-    """Return the multiple of `step` nearest to 1 (or to a bound) within [low, high]."""
-    k_min = None if low is None else (math.floor(low / step) + 1 if lo_open
-                                      else math.ceil(low / step))
-    k_max = None if high is None else (math.ceil(high / step) - 1 if hi_open
-                                       else math.floor(high / step))
-    if k_min is not None and k_max is not None and k_min > k_max:
-        return None
-    one = math.ceil(1 / step)
-    if k_min is not None:
-        k = max(k_min, one) if k_max is None or one <= k_max else k_min
-    elif k_max is not None:
-        k = min(k_max, one)
-    else:
-        k = one
-    for shifted in (k + variant, k - variant, k):
-        if (k_min is None or shifted >= k_min) and (k_max is None or shifted <= k_max):
-            return Fraction(shifted) * step
-    return None  # pragma: no cover - `k` itself is always within range
-
-
-def _format_value(fmt: str, variant: int) -> str:
-    value = _FORMAT_VALUES[fmt]
-    if not variant:
-        return value
-    if fmt == "uuid":
-        return f"{value[:24]}{variant:012x}"
-    if fmt in ("date", "date-time"):
-        return value.replace("-15", f"-{1 + variant % 28:02d}", 1)
-    if fmt in ("email", "idn-email"):
-        return f"user{variant}@example.com"
-    if fmt in ("uri", "iri", "uri-reference", "iri-reference"):
-        return f"{value.rstrip('/')}/{variant}"
-    return value
 
 
 def _escape(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from brrt_actors.stages.parameters import parse_cookies, parse_query, unquote_query
+from brrt_actors.request_text import parse_cookies, parse_query, unquote_query
 
 __all__ = ["InvalidCredentials", "key_reader", "redact"]
 

@@ -19,21 +19,20 @@ variables override the file, the scheme as written or upper-cased: ``BRRTR_API_K
 (PEM text or a path), ``BRRTR_JWKS_URL__<S>``.
 
 For a JWT scheme the most specific source of *key material* (secret, public key or JWKS
-URL) wins whole: a secret from the env replaces a file's public key, and the algorithms
-given beside the replaced key go with it. Values never appear in messages.
+URL) wins whole (`brrt_actors.security.resolve_jwt`). Values never appear in messages
+(`brrt_actors.security.resolve_values` reads them).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
-from brrt_actors.errors import ConfigError, Problem
+from brrt_actors.errors import ConfigError
 from brrt_actors.security.basic import PasswordHash, parse_password_hash
 from brrt_actors.security.remote_apikey import RemoteApiKeySettings
+from brrt_actors.security.resolve_jwt import jwt_scheme
+from brrt_actors.security.resolve_values import SettingReader, scheme_variable
 from brrt_actors.security.scheme_settings import (
     API_KEY_ENV,
     ASYMMETRIC_ALGORITHMS,
@@ -41,16 +40,11 @@ from brrt_actors.security.scheme_settings import (
     DEV_JWT_SECRET,
     DEV_PASSWORD,
     DEV_USER,
-    EC_ALGORITHMS,
     HMAC_ALGORITHMS,
-    JWKS_URL_ENV,
-    JWT_PUBLIC_KEY_ENV,
-    JWT_SECRET_ENV,
     REMOTE_URL_ENV,
     RSA_ALGORITHMS,
     ApiKeySettings,
     BasicSettings,
-    JWTSettings,
     OIDCSettings,
     SchemeSettings,
     SecurityConfig,
@@ -83,7 +77,6 @@ __all__ = [
 
 _SECTIONS: Final = ("api_keys", "remote_api_keys", "bearer", "oauth2", "jwks", "oidc", "basic",
                     "propelauth")
-_KEY_MATERIAL: Final = ("secret", "public_key", "public_key_file", "jwks_url")
 _JWT_COMMON: Final = frozenset({"algorithms", "iss", "aud", "leeway_secs", "cookie_name",
                                 "required_claims", "cache_ttl_secs"})
 _ALLOWED: Final[Mapping[str, frozenset[str]]] = {
@@ -108,88 +101,10 @@ _SECTION_KINDS: Final[Mapping[str, frozenset[str]]] = {
 }
 
 
-# -- value checks ----------------------------------------------------------------------------
-
-class _Reader:
-    """Collects problems while reading values; each message names where, never the value."""
-
-    def __init__(self, prefix: str, base_dir: Path | None) -> None:
-        self.prefix = prefix
-        self.base_dir = base_dir
-        self.problems: list[Problem] = []
-        self.notes: list[str] = []
-
-    def prefix_of(self, where: str) -> str:
-        return where if where.startswith(("BRRTR_", "/")) else self.prefix + where
-
-    def problem(self, where: str, message: str) -> None:
-        self.problems.append((self.prefix_of(where), message))
-
-    def note(self, where: str, message: str) -> None:
-        self.notes.append(f"{self.prefix_of(where)}: {message}")
-
-    def text(self, value: Any, where: str) -> str | None:
-        if not isinstance(value, str) or not value.strip():
-            self.problem(where, "must be a non-empty string")
-            return None
-        return value.strip()
-
-    def number(self, value: Any, where: str, scale: float = 1.0) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
-                or not math.isfinite(value):
-            self.problem(where, "must be a number >= 0")
-            return None
-        return float(value) * scale
-
-    def texts(self, value: Any, where: str) -> tuple[str, ...] | None:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not value or not all(
-                isinstance(item, str) and item.strip() for item in value):
-            self.problem(where, "must be a non-empty string or a list of them")
-            return None
-        return tuple(item.strip() for item in value)
-
-    def url(self, value: Any, where: str) -> str | None:
-        url = self.text(value, where)
-        if url is None:
-            return None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problem(where, "must be an http:// or https:// URL")
-            return None
-        if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-            self.note(where, "a plain http:// URL to another host: credentials and keys "
-                             "travel unencrypted (use https://)")
-        return url
-
-    def entry(self, value: Any, where: str, allowed: frozenset[str]) -> dict[str, Any] | None:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.problem(where, "must be a mapping")
-            return None
-        for key in value:
-            if key not in allowed:
-                self.problem(f"{where}.{key}", "unknown key; allowed: " + ", ".join(
-                    sorted(allowed - {"signature"})))
-        return value
-
-
-def _env(environ: Mapping[str, str], base: str, scheme_name: str,
-         reader: _Reader) -> tuple[str, str] | None:
-    found = [(name, value) for name in variable_names(base, scheme_name)
-             if (value := environ.get(name)) is not None and value.strip()]
-    if len(found) == 2 and found[0][1].strip() != found[1][1].strip():
-        reader.problem(found[0][0], f"both {found[0][0]} and {found[1][0]} are set, to "
-                                    "different values; keep one")
-    return found[0] if found else None
-
-
 # -- the section -----------------------------------------------------------------------------
 
 def _split_sections(section: Mapping[str, Any], schemes: Mapping[str, SecurityScheme],
-                    reader: _Reader) -> tuple[dict[str, dict[str, dict[str, Any]]],
+                    reader: SettingReader) -> tuple[dict[str, dict[str, dict[str, Any]]],
                                               dict[str, dict[str, Any]]]:
     """Return the per-scheme entries by section, and the flat bearer/oauth2 settings."""
     entries: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in _ALLOWED}
@@ -243,13 +158,13 @@ def _describe_kind(scheme: SecurityScheme) -> str:
 
 
 def _api_key(scheme: SecurityScheme, entries: Mapping[str, Mapping[str, dict[str, Any]]],
-             environ: Mapping[str, str], reader: _Reader) -> SchemeSettings | None:
+             environ: Mapping[str, str], reader: SettingReader) -> SchemeSettings | None:
     name = scheme.name
     static = entries["api_keys"].get(name)
     remote = entries["remote_api_keys"].get(name)
     header_name: str | None = None
-    env_keys = _env(environ, API_KEY_ENV, name, reader)
-    env_url = _env(environ, REMOTE_URL_ENV, name, reader)
+    env_keys = scheme_variable(environ, API_KEY_ENV, name, reader)
+    env_url = scheme_variable(environ, REMOTE_URL_ENV, name, reader)
     if env_keys is not None and env_url is not None:
         reader.problem(env_keys[0], f"both {env_keys[0]} and {env_url[0]} are set; keep one")
         return None
@@ -282,7 +197,7 @@ def _api_key(scheme: SecurityScheme, entries: Mapping[str, Mapping[str, dict[str
 
 
 def _remote(name: str, entry: Mapping[str, Any], env_url: tuple[str, str] | None,
-            reader: _Reader) -> RemoteApiKeySettings | None:
+            reader: SettingReader) -> RemoteApiKeySettings | None:
     where = f"security.remote_api_keys.{name}"
     if env_url is not None:
         url = reader.url(env_url[1], env_url[0])
@@ -309,7 +224,7 @@ def _remote(name: str, entry: Mapping[str, Any], env_url: tuple[str, str] | None
 
 
 def _basic(scheme: SecurityScheme, entries: Mapping[str, Mapping[str, dict[str, Any]]],
-           reader: _Reader) -> BasicSettings | None:
+           reader: SettingReader) -> BasicSettings | None:
     entry = entries["basic"].get(scheme.name)
     if entry is None:
         return None
@@ -334,194 +249,6 @@ def _basic(scheme: SecurityScheme, entries: Mapping[str, Mapping[str, dict[str, 
     return BasicSettings(parsed, ttl)
 
 
-# -- JWT schemes -----------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class _Layer:
-    """One source of a JWT scheme's settings (flat section, per-scheme entries, env)."""
-
-    values: dict[str, tuple[Any, str]] = field(default_factory=dict)  # key: (value, where)
-
-
-def _jwt_layers(scheme: SecurityScheme, entries: Mapping[str, Mapping[str, dict[str, Any]]],
-                flat: Mapping[str, dict[str, Any]], environ: Mapping[str, str],
-                reader: _Reader) -> tuple[list[_Layer], bool]:
-    name, kind = scheme.name, scheme_kind(scheme)
-    layers: list[_Layer] = []
-    flat_section = {"bearer": "bearer", "oauth2": "oauth2"}.get(kind)
-    if flat_section is not None and flat[flat_section]:
-        layers.append(_Layer({key: (value, f"security.{flat_section}.{key}")
-                              for key, value in flat[flat_section].items()}))
-    per_scheme = _Layer()
-    for section in ("bearer", "oauth2", "jwks"):
-        for key, value in entries[section].get(name, {}).items():
-            per_scheme.values[key] = (value, f"security.{section}.{name}.{key}")
-    layers.append(per_scheme)
-    env = _Layer()
-    for base, key in ((JWT_SECRET_ENV, "secret"), (JWT_PUBLIC_KEY_ENV, "public_key"),
-                      (JWKS_URL_ENV, "jwks_url")):
-        found = _env(environ, base, name, reader)
-        if found is not None:
-            env.values[key] = (found[1], found[0])
-    layers.append(env)
-    return layers, bool(env.values)
-
-
-def _merge(layers: list[_Layer], reader: _Reader) -> dict[str, tuple[Any, str]]:
-    merged: dict[str, tuple[Any, str]] = {}
-    for layer in layers:
-        for key in ("signature",):
-            if key in layer.values:
-                reader.problem(layer.values[key][1], "BRRTRouter's dev-only `signature` is not "
-                               "supported; give an HS256 key as `secret` instead")
-        material = [key for key in _KEY_MATERIAL if key in layer.values]
-        if len(material) > 1:
-            reader.problem(layer.values[material[0]][1], "give only one of " + ", ".join(
-                reader.prefix_of(layer.values[key][1]) for key in material))
-            continue
-        if material:
-            # NOTE: a more specific key replaces the less specific one whole, and the
-            # algorithms that were given for the replaced key go with it.
-            for key in (*_KEY_MATERIAL, "algorithms"):
-                merged.pop(key, None)
-        merged.update(layer.values)
-    merged.pop("signature", None)
-    return merged
-
-
-def _load_public_key(value: str, where: str, reader: _Reader, *, is_file: bool) -> Any:
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    text: str | None = value
-    if is_file:
-        path = Path(value).expanduser()
-        if not path.is_absolute() and reader.base_dir is not None:
-            path = reader.base_dir / path
-        try:
-            text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeError) as ex:
-            reader.problem(where, f"cannot read the public key file "
-                                  f"({getattr(ex, 'strerror', None) or type(ex).__name__})")
-            return None
-    assert text is not None
-    if "PRIVATE KEY" in text:
-        reader.problem(where, "holds a private key; give the public key only")
-        return None
-    try:
-        return text, load_pem_public_key(text.encode("ascii"))
-    except (ValueError, TypeError, UnicodeError):
-        reader.problem(where, "is not a PEM public key (-----BEGIN PUBLIC KEY-----)")
-        return None
-
-
-def _default_algorithms(key: Any) -> tuple[str, ...]:
-    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-
-    if isinstance(key, rsa.RSAPublicKey):
-        return RSA_ALGORITHMS
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": ("ES256",), "secp384r1": ("ES384",),
-                "secp521r1": ("ES512",)}.get(key.curve.name, EC_ALGORITHMS)
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return ("EdDSA",)
-    return ASYMMETRIC_ALGORITHMS
-
-
-def _jwt(scheme: SecurityScheme, merged: Mapping[str, tuple[Any, str]],
-         reader: _Reader, *, oidc: bool = False) -> JWTSettings | None:
-    values: dict[str, Any] = {}
-    before = len(reader.problems)
-    algorithms_given: tuple[str, ...] | None = None
-    if "algorithms" in merged:
-        raw, where = merged["algorithms"]
-        algorithms_given = reader.texts(raw, where)
-        for algorithm in algorithms_given or ():
-            if algorithm not in (*HMAC_ALGORITHMS, *ASYMMETRIC_ALGORITHMS):
-                reader.problem(where, f"{algorithm!r} is not allowed; use "
-                               + ", ".join((*HMAC_ALGORITHMS, *ASYMMETRIC_ALGORITHMS)))
-                algorithms_given = None
-                break
-    defaults: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
-    kind_where = ""
-    symmetric = False
-    if "secret" in merged:
-        secret, kind_where = merged["secret"]
-        if (text := reader.text(secret, kind_where)) is not None:
-            if "-----BEGIN" in text:
-                reader.problem(kind_where, "looks like a PEM key; a PEM public key goes in "
-                               "public_key (HS/RS confusion is refused)")
-            values["secret"] = text
-        defaults, symmetric = ("HS256",), True
-    elif "public_key" in merged or "public_key_file" in merged:
-        key_name = "public_key" if "public_key" in merged else "public_key_file"
-        raw, kind_where = merged[key_name]
-        if (text := reader.text(raw, kind_where)) is not None:
-            is_file = key_name == "public_key_file" or (
-                kind_where.startswith("BRRTR_") and not text.startswith("-----BEGIN"))
-            loaded = _load_public_key(text, kind_where, reader, is_file=is_file)
-            if loaded is not None:
-                values["public_key"], key = loaded
-                defaults = _default_algorithms(key)
-    elif "jwks_url" in merged:
-        raw, kind_where = merged["jwks_url"]
-        values["jwks_url"] = reader.url(raw, kind_where)
-    if algorithms_given is not None:
-        wrong = [a for a in algorithms_given if (a in HMAC_ALGORITHMS) != symmetric]
-        if wrong:
-            reader.problem(merged["algorithms"][1],
-                           f"{', '.join(wrong)} cannot be verified with "
-                           f"{'a secret' if symmetric else 'a public key or JWKS'}; HMAC (HS*) "
-                           "algorithms need `secret`, the others `public_key`, "
-                           "`public_key_file` or `jwks_url`")
-        values["algorithms"] = algorithms_given
-    else:
-        values["algorithms"] = defaults
-    for key, target in (("iss", "issuer"), ("cookie_name", "cookie_name")):
-        if key in merged:
-            values[target] = reader.text(*merged[key])
-    if "aud" in merged:
-        audience = reader.texts(*merged["aud"])
-        values["audience"] = audience[0] if audience and len(audience) == 1 else audience
-    if "leeway_secs" in merged:
-        values["leeway_s"] = reader.number(*merged["leeway_secs"])
-    if "cache_ttl_secs" in merged:
-        values["jwks_cache_ttl_s"] = reader.number(*merged["cache_ttl_secs"])
-    if "required_claims" in merged:
-        raw, where = merged["required_claims"]
-        values["required_claims"] = () if raw == [] else reader.texts(raw, where)
-    if len(reader.problems) != before or not (kind_where or oidc):
-        return None  # NOTE: no key material: the scheme is not configured (yet)
-    try:
-        return JWTSettings(**values)
-    except ValueError as ex:
-        # NOTE: JWTSettings' own checks (secret length, key/algorithm fit, URL scheme).
-        reader.problem(kind_where or f"security.oidc.{scheme.name}",
-                       str(ex).removeprefix("JWT settings: "))
-        return None
-
-
-def _jwt_scheme(scheme: SecurityScheme, entries: Mapping[str, Mapping[str, dict[str, Any]]],
-                flat: Mapping[str, dict[str, Any]], environ: Mapping[str, str],
-                reader: _Reader) -> SchemeSettings | None:
-    layers, from_env = _jwt_layers(scheme, entries, flat, environ, reader)
-    oidc_entry = entries["oidc"].get(scheme.name)
-    if oidc_entry is not None and not from_env:
-        where = f"security.oidc.{scheme.name}"
-        if "discovery_url" in oidc_entry:
-            url = reader.url(oidc_entry["discovery_url"], f"{where}.discovery_url")
-        elif isinstance(scheme.raw.get("openIdConnectUrl"), str):
-            url = reader.url(scheme.raw["openIdConnectUrl"], f"{scheme.pointer}/openIdConnectUrl")
-        else:
-            reader.problem(f"{where}.discovery_url", "is required (the scheme has no "
-                                                     "openIdConnectUrl)")
-            return None
-        merged = {key: (value, f"{where}.{key}") for key, value in oidc_entry.items()
-                  if key != "discovery_url"}
-        settings = _jwt(scheme, merged, reader, oidc=True)
-        return OIDCSettings(url, settings) if settings is not None and url else None
-    return _jwt(scheme, _merge(layers, reader), reader)
-
-
 def resolve_security(schemes: Mapping[str, SecurityScheme], section: Mapping[str, Any] | None,
                      environ: Mapping[str, str], *, config_file: str | None = None
                      ) -> SecurityConfig:
@@ -543,15 +270,15 @@ def resolve_security(schemes: Mapping[str, SecurityScheme], section: Mapping[str
             variable (never showing a secret).
     """
     prefix = f"{config_file}: " if config_file else ""
-    reader = _Reader(prefix, Path(config_file).resolve().parent if config_file else None)
+    reader = SettingReader(prefix, Path(config_file).resolve().parent if config_file else None)
     entries, flat = _split_sections(section or {}, schemes, reader)
     found: dict[str, SchemeSettings] = {}
     readers: Mapping[str, Callable[[SecurityScheme], SchemeSettings | None]] = {
         "apiKey": lambda scheme: _api_key(scheme, entries, environ, reader),
         "basic": lambda scheme: _basic(scheme, entries, reader),
-        "bearer": lambda scheme: _jwt_scheme(scheme, entries, flat, environ, reader),
-        "oauth2": lambda scheme: _jwt_scheme(scheme, entries, flat, environ, reader),
-        "openIdConnect": lambda scheme: _jwt_scheme(scheme, entries, flat, environ, reader),
+        "bearer": lambda scheme: jwt_scheme(scheme, entries, flat, environ, reader),
+        "oauth2": lambda scheme: jwt_scheme(scheme, entries, flat, environ, reader),
+        "openIdConnect": lambda scheme: jwt_scheme(scheme, entries, flat, environ, reader),
     }
     for name in sorted(schemes):
         scheme = schemes[name]

@@ -72,7 +72,7 @@ ASYMMETRIC_ALGORITHMS: Final = (*RSA_ALGORITHMS, *EC_ALGORITHMS, "EdDSA")
 _HMAC_MIN_BYTES: Final = {"HS256": 32, "HS384": 48, "HS512": 64}
 JWT_HMAC_ALGORITHMS: Final = frozenset(_HMAC_MIN_BYTES)
 # Every public-key algorithm pyjwt verifies; written out so that checking settings does not
-# import pyjwt (tests/test_jwt.py checks that pyjwt still agrees).
+# import pyjwt (tests/security/test_jwt.py checks that pyjwt still agrees).
 JWT_PUBLIC_KEY_ALGORITHMS: Final = frozenset((*ASYMMETRIC_ALGORITHMS, "ES256K", "ES521"))
 
 # The only hosts keys may come from over plain http (tests, sidecars).

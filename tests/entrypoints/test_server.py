@@ -29,7 +29,7 @@ from brrt_actors.engine import ENGINES
 from brrt_actors.entrypoints.server import HTTPServer
 from brrt_actors.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from http_app import problem
 
+from brrt_actors.app import App
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import UploadedFile
 from brrt_actors.spec.model import MediaType, RequestBody
 from brrt_actors.stages.body import BodyReader
+from brrt_actors.testing import Client
 
 PET = {
     "type": "object",
@@ -434,3 +438,60 @@ def test_multipart_field_not_in_its_charset() -> None:
     assert value == {}
     assert errors == [{"in": "body", "pointer": "/note",
                        "message": "the part is not text in its charset"}]
+
+
+# -- the body stage in an app ----------------------------------------------------------------
+
+def test_malformed_json_is_400_not_missing_body(client: Client) -> None:
+    body = problem(client.post("/items", data=b'{"name": ', content_type="application/json"),
+                   400)
+    messages = " ".join(error["message"] for error in body["errors"])
+    assert body["errors"][0]["in"] == "body"
+    assert "required" not in messages
+
+
+def test_missing_body_is_400(client: Client) -> None:
+    body = problem(client.post("/items"), 400)
+    assert body["errors"] == [{"in": "body", "message": "request body is required"}]
+
+
+def test_wrong_content_type_is_415(client: Client) -> None:
+    body = problem(client.post("/items", data=b"name=x",
+                               content_type="application/x-www-form-urlencoded"), 415)
+    assert "application/json" in body["detail"]
+
+
+def test_body_over_the_limit_is_413(make_app: Callable[..., App]) -> None:
+    client = Client(make_app(BRRTR_MAX_BODY_BYTES="64"))
+    assert client.post("/items", json={"name": "n"}).status == 201
+    problem(client.post("/items", json={"name": "n" * 100}), 413)
+
+
+class _Unreadable(io.BytesIO):
+    """A ``wsgi.input`` that fails as a stalled or cut-off upload does."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__()
+        self.status = status
+
+    def read(self, size: int | None = -1) -> bytes:
+        error = OSError("the client stopped sending")
+        if self.status is not None:
+            error.status = self.status  # type: ignore[attr-defined]
+        raise error
+
+
+@pytest.mark.parametrize(("engine_status", "expected"), [(408, 408), (413, 413), (None, 400)])
+def test_an_unreadable_body_is_the_clients_fault(make_app: Callable[..., App],
+                                                 caplog: pytest.LogCaptureFixture,
+                                                 engine_status: int | None,
+                                                 expected: int) -> None:
+    app = make_app()
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/items", "CONTENT_LENGTH": "20",
+               "CONTENT_TYPE": "application/json", "wsgi.input": _Unreadable(engine_status),
+               "HTTP_X_API_KEY": "s3cret"}
+    statuses: list[str] = []
+    body = b"".join(app(environ, lambda status, headers, exc=None: statuses.append(status)))
+    assert statuses[0].startswith(str(expected))
+    assert b"the request body could not be read" in body
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]

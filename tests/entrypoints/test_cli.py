@@ -21,9 +21,9 @@ import pytest
 import ujson
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
-FIXTURES = Path(__file__).resolve().parent / "fixtures_handlers"
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures_handlers"
 PETSTORE = "specs/petstore.yaml"
 KEY_ENV = {"BRRTR_API_KEY__ApiKeyHeader": "test123",
            "BRRTR_JWT_SECRET__BearerAuth": "test-bearer-secret-0123456789abcdef",

@@ -36,9 +36,9 @@ from brrt_actors.entrypoints.gunicorn import (
 )
 from brrt_actors.entrypoints.gunicorn.application import _bind, _SpecArbiter
 
-ROOT = Path(__file__).resolve().parent.parent
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
-FIXTURES = Path(__file__).resolve().parent / "fixtures_handlers"
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures_handlers"
 PETSTORE = ["specs/petstore.yaml", "--handlers", "handlers",
             "--config", "specs/petstore.config.yaml"]
 SLOW = [str(TEST_SPECS / "slow.yaml"), "--handlers", str(FIXTURES / "fx_slow.py")]

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -24,7 +25,7 @@ from brrt_actors.security.resolve import DEV_API_KEY, DEV_JWT_SECRET, DEV_PASSWO
 from brrt_actors.spec import load_spec
 from brrt_actors.testing import Client, TestResponse
 
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 SPEC = TEST_SPECS / "security_apikeys.yaml"
 UNSUPPORTED = TEST_SPECS / "security_unsupported.yaml"
 CUSTOM = TEST_SPECS / "security_custom.yaml"
@@ -370,8 +371,9 @@ def test_handlers_package_gives_its_providers(build: Callable[..., Client],
 def test_handlers_providers_must_be_a_mapping(apps: list[object]) -> None:
     module = _handlers_package()
     module.SECURITY_PROVIDERS = ["DigestAuth"]  # type: ignore[attr-defined]
-    with pytest.raises(SpecError, match="fx_digest_handlers.SECURITY_PROVIDERS: must be a "
-                                        "mapping of security scheme names to providers"):
+    with pytest.raises(SpecError, match=re.escape(
+            "fx_digest_handlers.SECURITY_PROVIDERS: must be a mapping of security scheme "
+            "names to providers")):
         create_app(UNSUPPORTED, module, environ={})
 
 

@@ -15,7 +15,7 @@ from brrt_actors.security.basic import PasswordHash, hash_password, parse_passwo
 from brrt_actors.security.credentials import InvalidCredentials
 from brrt_actors.testing import Client
 
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def cheap_hash(password: str, salt: str = "salt") -> str:

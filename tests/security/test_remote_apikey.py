@@ -21,7 +21,7 @@ from brrt_actors.security.remote_apikey import RemoteApiKeySettings
 from brrt_actors.spec.model import SecurityScheme
 from brrt_actors.testing import Client
 
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 SCHEME = SecurityScheme("ApiKey", "apiKey", "/components/securitySchemes/ApiKey",
                         location="header", parameter_name="X-API-Key")
 

@@ -30,10 +30,10 @@ from brrt_actors.security.resolve import (
 from brrt_actors.spec import load_spec
 from brrt_actors.testing import Client
 
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 SCHEMES = TEST_SPECS / "security_schemes.yaml"
 BRRTROUTER_CONFIG = TEST_SPECS / "brrtrouter_config.yaml"
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / \
     "brrtrouter-petstore.yaml"
 SECRET = "file-secret-0123456789abcdef-0123456789"
 ENV_SECRET = "env-secret-0123456789abcdef-0123456789"

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from brrt_actors.errors import SpecError
+from brrt_actors.request_text import parse_cookies, parse_query
 from brrt_actors.spec.model import MISSING, Parameter
-from brrt_actors.stages.parameters import ParameterDecoder, parse_cookies, parse_query
+from brrt_actors.stages.parameters import ParameterDecoder
 
 _DEFAULT_STYLE = {"path": "simple", "query": "form", "header": "simple", "cookie": "form"}
 
