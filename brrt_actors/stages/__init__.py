@@ -20,6 +20,9 @@ stage, so no request branches on configuration. In order:
 Around the stages, wrapping the whole run (an `Around` builder returns a wrapper, not a
 stage): measurement (`measure`: requests, latency and in-flight figures per operation).
 
+Two modules here are parts of a stage, not stages: `parameter_styles` (the readers of each
+parameter style) and `body_decoders` (JSON, form, multipart, text and raw bodies).
+
 The `context` (`brrt_actors.context.BuildContext`) belongs to the app being built: its
 validators, security providers, metrics, settings, actors. Nothing compiled lives in module
 globals, so two apps, or the old and new version during a reload, can share a process.
