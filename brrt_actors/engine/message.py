@@ -14,8 +14,13 @@ __all__ = ["NO_BODY", "BodyReadError", "BodySource", "Input", "Message"]
 class BodyReadError(OSError):
     """The request body cannot be read: malformed, too large, stalled, or the client left.
 
-    The engine answers such a request itself (whatever the app answers instead).
+    The engine answers such a request itself (whatever the app answers instead); `status` is
+    that answer's status (400, 408, 413), so the app counts and logs it as the client's fault.
     """
+
+    def __init__(self, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.status = status
 
 
 class BodySource(Protocol):

@@ -1159,7 +1159,7 @@ def test_chunked_body_read_as_it_comes_is_still_limited(
 # --- every runtime answer is a whole problem: the engine's and the app's ---------------------
 
 _GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{8}\Z")
-_PROBLEMS_SPEC = Path(__file__).resolve().parent / "specs" / "engine_problems.yaml"
+_PROBLEMS_SPEC = Path(__file__).resolve().parents[1] / "specs" / "engine_problems.yaml"
 _MANY = "".join(f"X-H{i}: {i}\r\n" for i in range(150))
 _SLOW_HEAD = {"header_timeout_s": 0.3, "keepalive_timeout_s": 1}
 # name: (what the client sends, server options, status, instance (None: the target was never

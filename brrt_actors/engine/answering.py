@@ -1,0 +1,220 @@
+"""The answering side of a client connection: the WSGI app's call, ``start_response``, the
+status line and headers, the body's framing, streaming, and the answers that replace a
+failed app's.
+
+An answer whose body is in hand goes out in one send with its head; a streamed one is framed
+as it comes (chunked, or cut at the app's Content-Length). The engine owns the hop-by-hop
+headers: it frames the body and says whether the connection stays open.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+from brrt_actors.engine import wire
+from brrt_actors.engine.connection_base import ClientGone, ConnectionBase
+from brrt_actors.engine.message import BodyReadError, Message
+
+__all__ = ["Answering"]
+
+_log = logging.getLogger("brrt_actors.server")
+
+# PERF: head and body go out in one send up to this size (at the cost of copying the body);
+# above it, in two sends.
+_COALESCE_MAX = 65536
+_NO_BODY_STATUS = frozenset({204, 304})
+_STATUS = wire._STATUS
+_KINDS = wire._KINDS
+_LENGTH, _DATE, _SERVER, _CONNECTION = wire.LENGTH, wire.DATE, wire.SERVER_HEADER, wire.CONNECTION
+_ExcInfo = (tuple[type[BaseException], BaseException, TracebackType]
+            | tuple[None, None, None])
+
+
+class Answering(ConnectionBase):
+    """The answering side of `Connection` (a mixin: it has no state of its own)."""
+
+    __slots__ = ()
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: _ExcInfo | None = None) -> Callable[[bytes], None]:
+        """The WSGI ``start_response`` callable (PEP 3333)."""
+        if exc_info is not None and exc_info[1] is not None:
+            try:
+                if self._sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # NOTE: PEP 3333: break the traceback's reference cycle
+        elif self._status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        self._status = status
+        self._resp_headers = headers
+        return self.write
+
+    def _head(self, length: int, body: bytes = b"") -> bytes:
+        """Build the status line and headers, followed by `body` when the answer has one.
+
+        `length` is the body's length, < 0 for a streamed body.
+        """
+        req = self._req
+        assert req is not None and self._status is not None
+        if req.error:
+            raise BodyReadError(req.detail, req.error)  # NOTE: the engine answers instead of the app
+        line, code = _STATUS.get(self._status) or wire.status_line(self._status)
+        keep = req.keep_alive and not self.server.draining
+        given = -1
+        date = wire.date_block
+        parts = []
+        kinds = _KINDS
+        for name, value in self._resp_headers:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = wire.header_kind(name)
+            if kind:
+                if kind == _LENGTH:
+                    given = int(value)
+                elif kind == _DATE:
+                    date = wire.no_date
+                elif kind == _SERVER:
+                    date = wire.date_line if date is wire.date_block else date
+                else:
+                    # NOTE: hop-by-hop headers are the engine's: it frames the body and
+                    # says whether the connection stays open.
+                    if kind == _CONNECTION and "close" in value.lower():
+                        keep = False
+                    continue
+            parts.append(f"{name}: {value}\r\n")
+        block = "".join(parts)
+        # SECURITY: exactly one CR and one LF per header line: no response splitting.
+        if block.count("\n") != len(parts) or block.count("\r") != len(parts):
+            raise ValueError("a response header holds a line break")
+        self._no_body = no_body = req.head or code in _NO_BODY_STATUS or code < 200
+        self._chunked = False
+        self._left = given
+        framing = b""
+        if no_body:
+            body = b""
+            if given < 0 and length > 0 and req.head and code >= 200:
+                framing = b"Content-Length: %d\r\n" % length
+        elif given >= 0:
+            if length >= 0 and given != length:
+                keep = False  # NOTE: the app's length is wrong: never reuse this connection
+        elif length >= 0:
+            framing = b"Content-Length: %d\r\n" % length
+        elif req.http10:
+            keep = False  # NOTE: no chunked coding in HTTP/1.0: the close ends the body
+        else:
+            self._chunked = True
+            framing = b"Transfer-Encoding: chunked\r\n"
+        if not req.complete:
+            keep = False  # NOTE: the unread rest of the body would be taken for a request
+        self._keep = keep
+        self._sent = True
+        return b"".join((line, block.encode("latin-1"), framing,
+                         (b"" if not req.http10 else b"Connection: keep-alive\r\n") if keep
+                         else b"Connection: close\r\n",
+                         date(), b"\r\n", body))
+
+    def write(self, data: bytes) -> None:
+        """The WSGI ``write`` callable, and the writer of every streamed chunk."""
+        if not data:
+            return
+        if self._status is None:
+            raise AssertionError("write() before start_response")
+        if not self._sent:
+            # NOTE: framed before the head is built: `_head` decides the framing, and the
+            # chunk goes out with it (dropped there when the answer has no body).
+            head = self._head(-1)
+            self._send(head if self._no_body else head + self._frame(data))
+            return
+        if not self._no_body:
+            self._send(self._frame(data))
+
+    def _frame(self, data: bytes) -> bytes:
+        if self._chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if self._left >= 0:  # the app gave a Content-Length: never send more than that
+            if len(data) > self._left:
+                data = data[:self._left]
+                self._keep = False
+            self._left -= len(data)
+        return data
+
+    def _respond(self, req: Message) -> bool:
+        """Serve one request; return True when the connection may carry another."""
+        if req.error:
+            self._send(wire.request_problem(req.error, req.detail, req.environ))
+            return False
+        self._req = req
+        self._status = None
+        self._sent = False
+        try:
+            result = self.server.application(req.environ, self.start_response)
+            kind = type(result)
+            if (kind is list or kind is tuple) and not self._sent and self._status is not None:
+                # PERF: the common case: the whole body in hand, one send for everything.
+                body = (result[0] if len(result) == 1 else b"".join(result)) if result else b""
+                if len(body) <= _COALESCE_MAX:
+                    self._send(self._head(len(body), body))
+                else:
+                    self._send(self._head(len(body)))
+                    if not self._no_body:
+                        self._send(body)
+            else:
+                self._stream(result)
+        except Exception as ex:
+            self._req = None
+            return self._failed_app(req, ex)
+        # NOTE: left set when GreenletExit goes through: `serve` then answers 503.
+        self._req = None
+        return self._keep and req.complete
+
+    def _stream(self, result: Iterable[bytes]) -> None:
+        try:
+            for data in result:
+                if data:
+                    self.write(data)
+                    if self._no_body:
+                        break  # NOTE: HEAD/204/304: the rest would be dropped (SSE never ends)
+            if not self._sent:
+                if self._status is None:
+                    raise AssertionError("the WSGI app returned without start_response")
+                self._send(self._head(0))
+            elif self._chunked:
+                self._send(wire.LAST_CHUNK)
+            elif self._left > 0:
+                self._keep = False  # NOTE: shorter than its Content-Length
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    def _failed_app(self, req: Message, ex: Exception) -> bool:
+        if isinstance(ex, ClientGone):
+            raise ex
+        if self._sent:
+            if isinstance(ex, BodyReadError):
+                return False
+            # NOTE: part of the answer is out: the only honest signal left is to close.
+            _log.error("the WSGI app failed while answering %s %s",
+                       req.environ["REQUEST_METHOD"], req.environ["RAW_URI"], exc_info=ex)
+            return False
+        # NOTE: the app may have chosen the request's id (and logged with it) before it
+        # failed, or before the engine replaced its answer: the engine's answer keeps it.
+        request_id = self._app_request_id()
+        if req.error:
+            self._send(wire.request_problem(req.error, req.detail, req.environ, request_id))
+            return False
+        _log.error("unhandled error in the WSGI app on %s %s",
+                   req.environ["REQUEST_METHOD"], req.environ["RAW_URI"], exc_info=ex)
+        self._send(wire.request_problem(500, "internal server error", req.environ,
+                                        request_id))
+        return False
+
+    def _app_request_id(self) -> str | None:
+        """Return the ``X-Request-ID`` the app gave the answer not sent yet, if any."""
+        if self._status is not None:
+            for name, value in self._resp_headers:
+                if name.lower() == "x-request-id":
+                    return value
+        return None

@@ -1,0 +1,140 @@
+"""The state of one client connection, shared by its parsing and answering sides.
+
+`brrt_actors.engine.connection.Connection` is one object written in four modules: this
+base (what the connection needs of its server, its state, the deadline-bounded socket
+writes), `brrt_actors.engine.parsing` (the parser's callbacks, feeding it, reading a body),
+`brrt_actors.engine.answering` (start_response, the head, framing, streaming) and
+`brrt_actors.engine.connection` (the loop). The two sides are mixins of that one class,
+not objects of their own: the hot path pays no extra attribute lookup or call for the split.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httptools
+
+from brrt_actors.engine.message import Message
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
+
+    from gevent.socket import socket as Socket
+
+__all__ = ["RECV_SIZE", "ClientGone", "ConnectionBase", "ConnectionServer", "Expired"]
+
+#: Most bytes taken from the socket by one read.
+RECV_SIZE = 65536
+
+
+class ConnectionServer(Protocol):
+    """What a connection needs of its server (`HttptoolsServer`): read, never set, by it."""
+
+    application: WSGIApplication
+    #: The environ keys every request shares; each connection copies it once.
+    base_environ: dict[str, Any]
+    #: The connections waiting for their next request, longest-waiting first: each
+    #: connection adds and removes itself (keys: `Connection`, whose module imports this).
+    idle_connections: dict[Any, None]
+    #: Set while stopping: answers say ``Connection: close``.
+    draining: bool
+    keepalive_timeout_s: float
+    header_timeout_s: float
+    stall_timeout_s: float
+    max_body_bytes: int
+    max_target_bytes: int
+    max_header_count: int
+    max_header_bytes: int
+
+
+class Expired(TimeoutError):
+    """A wait on the socket went past the connection's deadline."""
+
+
+class ClientGone(OSError):
+    """Writing to the client failed (it reset, left, or stopped reading)."""
+
+
+class ConnectionBase:
+    """The state of one connection, its bounded send, and `expire` for the server's reaper.
+
+    The subclass `Connection` adds the parser's callbacks (`RequestParsing`), which the
+    parser made here calls, and the answering side (`Answering`).
+    """
+
+    __slots__ = (
+        "_base", "_base_len", "_chunked", "_current", "_environ", "_eof", "_extra", "_failed",
+        "_feeding", "_head_deadline", "_in_head", "_in_message", "_keep", "_left", "_msg_fed",
+        "_no_body", "_parser", "_queue", "_reject", "_req", "_resp_headers", "_sent", "_status",
+        "_timeout", "_url", "deadline", "greenlet", "server", "sock",
+    )
+
+    def __init__(self, server: ConnectionServer, sock: Socket, address: Any) -> None:
+        self.server = server
+        self.sock = sock
+        self.greenlet: Any = None
+        base = server.base_environ.copy()
+        if isinstance(address, tuple):
+            base["REMOTE_ADDR"] = str(address[0])
+            base["REMOTE_PORT"] = str(address[1])
+        else:  # NOTE: AF_UNIX listeners give the peer name as a string
+            base["REMOTE_ADDR"] = str(address or "")
+            base["REMOTE_PORT"] = ""
+        self._base = base
+        self._base_len = len(base)
+        #: While blocked on the socket: when the wait ends (monotonic), else 0. The server's
+        #: reaper throws `Expired` into the greenlet past it (see `expire`).
+        self.deadline = 0.0
+        self._parser: Any = httptools.HttpRequestParser(self)
+        self._queue: deque[Message] = deque()
+        # parsing state
+        self._url = b""
+        self._environ: dict[str, Any] | None = None
+        self._extra = 0
+        self._feeding = 0
+        self._in_head = False
+        self._in_message = False
+        self._head_deadline = 0.0
+        self._msg_fed = 0
+        self._current: Message | None = None
+        self._reject: tuple[int, str] = (400, "")
+        self._failed: tuple[int, bytes] | None = None  # (status, the answer to send)
+        self._eof = False
+        self._timeout: float | None = None
+        # response state
+        self._req: Message | None = None
+        self._status: str | None = None
+        self._resp_headers: list[tuple[str, str]] = []
+        self._sent = False
+        self._chunked = False
+        self._no_body = False
+        self._keep = True
+        self._left = -1
+
+    def expire(self) -> None:
+        """Raise `Expired` in the greenlet, blocked on the socket past its `deadline`.
+
+        Called from the hub, as gevent's own Timeout does: by the server's reaper, and by
+        the server's eviction of an idle connection (which then ends within this call).
+        """
+        self.deadline = 0.0
+        self.greenlet.throw(Expired("no progress within the time allowed"))
+
+    def _send(self, data: bytes) -> None:
+        # NOTE: a fresh deadline per piece: a slow but steady reader of a large answer is
+        # never cut, one that stops reading is (after stall_timeout_s).
+        sock = self.sock
+        stall_s = self.server.stall_timeout_s
+        try:
+            self.deadline = time.monotonic() + stall_s
+            sent = sock.send(data)
+            if sent < len(data):
+                view = memoryview(data)[sent:]
+                while view:
+                    self.deadline = time.monotonic() + stall_s
+                    view = view[sock.send(view):]
+        except OSError as ex:
+            raise ClientGone(str(ex)) from ex
+        finally:
+            self.deadline = 0.0
