@@ -13,6 +13,14 @@ failed, the p95 (locust's "Aggregated" row) is above the bound, the rate reached
 below the target, locust itself failed, or the server did not stop cleanly. A summary is
 printed and written to ``<reports>/load_summary.json``.
 
+Counts: locust's printed summary, ``load_stats.csv``, ``load_failures.csv`` and
+``load_summary.json`` all hold the figures of the whole run, up to the last request. (Locust
+alone rewrites its CSV files once a second and not at the end, so they would miss the last
+second; ``_locust_final_stats.py``, loaded beside the locustfile, writes them once more when
+locust quits.) ``load_stats_history.csv`` is the once-a-second series. The server's own
+quantiles (``server_p95_ms`` ...) come from its /metrics histogram: the spec's operations
+only, timed inside the server.
+
 Settings (flags win over the environment):
     RATE_RPS (500)   target total requests per second
     DURATION (30s)   locust's run time (30s, 2m ...)
@@ -42,7 +50,8 @@ from typing import Any
 
 from _servers import HOST, can_pin, free_port, pinned, stop, wait_healthy
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 PYTHON = sys.executable
 # Requests per second of one simulated user, when USERS is not given. Each user waits for
 # its answer before the next request, so its period (10 ms) must stay above the latency.
@@ -242,8 +251,9 @@ def main() -> int:
         locust_env["LOAD_USER_RPS"] = str(args.rate / args.users)
         locust_env.setdefault("LOAD_API_KEY", "test123")
         prefix = reports / "load"
+        locustfiles = [ROOT / "locustfiles" / "petstore.py", HERE / "_locust_final_stats.py"]
         locust_command = pinned(1, [
-            PYTHON, "-m", "locust", "-f", str(ROOT / "locustfiles" / "petstore.py"),
+            PYTHON, "-m", "locust", "-f", ",".join(str(path) for path in locustfiles),
             "--headless", "-u", str(args.users), "-r", str(args.users),
             "-t", args.duration, "--host", base, "--csv", str(prefix),
             "--html", str(reports / "load.html"), "--exit-code-on-error", "1",

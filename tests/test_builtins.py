@@ -13,6 +13,7 @@ import yaml
 from brrt_actors import create_app
 from brrt_actors.app import App
 from brrt_actors.builtins import redoc_folder, swagger_ui_folder
+from brrt_actors.spec.effective import THIS_SERVER
 from brrt_actors.testing import Client, TestResponse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +139,34 @@ def test_builtins_stay_at_the_root_under_a_base_path(small: Callable[[str], Clie
         assert client.get(path).status == 200, path
     assert client.get("/openapi.json").json()["servers"] == [{"url": "/api/v1"}]
     problem(client.get("/api/v1/docs"), 404)
+
+
+@pytest.mark.parametrize(("declared", "served"), [
+    # The first declared server names a host this instance is not on (BRRTRouter's pet store
+    # says http://localhost:8081): "Try it out" must call the page's own server instead.
+    ([{"url": "http://localhost:8081"}, {"url": "https://api.example.com/v2"}],
+     [{"url": "/", "description": THIS_SERVER}, {"url": "http://localhost:8081"},
+      {"url": "https://api.example.com/v2"}]),
+    ([{"url": "https://api.example.com/v2", "description": "production"}],
+     [{"url": "/v2", "description": THIS_SERVER},
+      {"url": "https://api.example.com/v2", "description": "production"}]),
+    # Already relative to this server: kept as declared, moved first, not repeated.
+    ([{"url": "https://api.example.com/v2"}, {"url": "/v2", "description": "here"}],
+     [{"url": "/v2", "description": "here"}, {"url": "https://api.example.com/v2"}]),
+])
+def test_the_spec_lists_the_serving_instance_first(
+        apps: list[object], tmp_path: Path, declared: list[dict[str, str]],
+        served: list[dict[str, str]]) -> None:
+    path = tmp_path / "servers.yaml"
+    document = yaml.safe_load(SMALL_SPEC.replace("BASE", "/"))
+    document["servers"] = declared
+    document["paths"]["/openapi.json"]["servers"] = declared
+    path.write_text(yaml.safe_dump(document))
+    built = create_app(path, {"own_openapi": lambda request: {"mine": True}})
+    apps.append(built)
+    effective = Client(built).get("/docs/openapi.json").json()
+    assert effective["servers"] == served
+    assert effective["paths"]["/openapi.json"]["servers"] == served
 
 
 # -- the UI pages -------------------------------------------------------------------------------

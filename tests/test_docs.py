@@ -2,34 +2,43 @@
 
 Swagger UI 4 answers an OpenAPI 3.1 document with "Unable to render this definition"; these
 tests hold the runtime to Swagger UI 5 by reading the DOM Chromium built (``--dump-dom``).
-Without a `chromium` binary they skip, except in CI (env CI set), where they fail: .ci/run
-installs Chromium.
+"Try it out" needs clicks: that test drives Chromium through the DevTools protocol (a
+websocket, `--remote-debugging-port`). Without a `chromium` binary they skip, except in CI
+(env CI set), where they fail: .ci/run installs Chromium.
 """
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gevent
 import pytest
+import websocket
 import yaml
 from conftest import Serve
+from gevent.event import AsyncResult
+from reference_spec import REFERENCE_PETSTORE, absent_reason
 
 from brrt_actors import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
-REFERENCE_PETSTORE = ROOT.parent / "shared" / "reference" / "brrtrouter-petstore.yaml"
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM_TIMEOUT_S = 90
+# "Try it out": Chromium has this long to start, and the page (in its script) to answer.
+DEVTOOLS_START_S = 10
+PAGE_SCRIPT_S = 15
 SWAGGER_4_ERROR = "Unable to render this definition"
 OPBLOCK = re.compile(r'class="opblock opblock-(get|put|post|delete|options|head|patch|trace)\b')
 SUMMARY = re.compile(r'class="opblock-summary-description">([^<]*)<')
@@ -200,7 +209,7 @@ def test_redoc_renders_the_petstore(
 def test_docs_render_the_brrtrouter_petstore(
         render: Callable[[str], str], serve: Serve) -> None:
     if not REFERENCE_PETSTORE.is_file():
-        pytest.skip(f"{REFERENCE_PETSTORE} is absent")
+        pytest.skip(absent_reason("Swagger UI rendering every operation of BRRTRouter's spec"))
     app = create_app(REFERENCE_PETSTORE, mock=True, environ={})
     dom = render(serve(app).url + "/docs")
     _assert_swagger_ui_5(dom)
@@ -210,6 +219,133 @@ def test_docs_render_the_brrtrouter_petstore(
     assert len(OPBLOCK.findall(dom)) == len(operations) == 22
     assert {html_text(op["summary"]) for op in operations if op.get("summary")} <= set(
         _summaries(dom))
+
+
+# Run in the /docs page: wait for Swagger UI, give it the API key, open GET /pets, click
+# "Try it out" then "Execute", and return what the page shows of the answer. Every wait is
+# bounded by one deadline, so a page that never gets there fails with the step it was at.
+TRY_GET_PETS = """(async () => {
+  const deadline = Date.now() + PAGE_SCRIPT_MS;
+  const until = async (find, what) => {
+    for (;;) {
+      const found = find();
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error("the page never showed " + what);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  await until(() => window.ui && document.querySelector(".opblock"), "its operations");
+  window.ui.preauthorizeApiKey("ApiKeyHeader", "API_KEY");
+  const block = await until(() => [...document.querySelectorAll(".opblock-get")].find(
+    (op) => op.querySelector(".opblock-summary-path")?.dataset.path === "/pets"), "GET /pets");
+  block.querySelector(".opblock-summary-control").click();
+  (await until(() => block.querySelector(".try-out__btn"), "Try it out")).click();
+  (await until(() => block.querySelector(".btn.execute"), "Execute")).click();
+  const status = await until(
+    () => block.querySelector(".live-responses-table tbody .response-col_status"),
+    "the server's response");
+  return {
+    status: status.textContent.trim(),
+    requestUrl: block.querySelector(".request-url pre")?.textContent ?? "",
+    servers: [...document.querySelectorAll(".scheme-container .servers option")]
+      .map((option) => option.value),
+  };
+})()"""
+
+
+class DevTools:
+    """Headless Chromium driven through the DevTools protocol (a websocket per browser)."""
+
+    def __init__(self, chromium: str, profile: Path) -> None:
+        self._process = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+             "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._stderr: list[str] = []
+        endpoint: AsyncResult = AsyncResult()
+        # NOTE: one greenlet reads Chromium's stderr to its end: it names the DevTools
+        # endpoint, and a pipe nobody reads would stall the browser once full.
+        self._reader = gevent.spawn(self._read_stderr, endpoint)
+        self._ids = itertools.count(1)
+        try:
+            self._socket = websocket.create_connection(
+                endpoint.get(timeout=DEVTOOLS_START_S), timeout=PAGE_SCRIPT_S + 5,
+                suppress_origin=True)
+        except BaseException:
+            self._stop_browser()
+            raise
+
+    def _read_stderr(self, endpoint: AsyncResult) -> None:
+        assert self._process.stderr is not None
+        for raw in self._process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self._stderr.append(line)
+            if line.startswith("DevTools listening on ") and not endpoint.ready():
+                endpoint.set(line.split(" on ", 1)[1])
+        if not endpoint.ready():
+            endpoint.set_exception(RuntimeError(
+                "chromium exited without a DevTools endpoint: " + "\n".join(self._stderr[-20:])))
+
+    def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        """Send one command; return its result (events in between are dropped)."""
+        number = next(self._ids)
+        message: dict[str, Any] = {"id": number, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        self._socket.send(json.dumps(message))
+        while True:
+            answer = json.loads(self._socket.recv())
+            if answer.get("id") == number:
+                assert "error" not in answer, (method, answer["error"])
+                result: dict[str, Any] = answer["result"]
+                return result
+
+    def run_in_page(self, url: str, script: str) -> Any:
+        """Open `url` in a new tab, run `script` (an expression, awaited) and return its value."""
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Page.navigate", session, url=url)
+        result = self.call("Runtime.evaluate", session, expression=script, awaitPromise=True,
+                           returnByValue=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"]["value"]
+
+    def close(self) -> None:
+        """Close the connection and end the browser."""
+        self._socket.close()
+        self._stop_browser()
+
+    def _stop_browser(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        self._reader.join(timeout=5)
+
+
+@pytest.fixture()
+def devtools(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevTools]:
+    """A headless Chromium to drive, closed after the test."""
+    browser = DevTools(chromium, tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()
+
+
+@pytest.mark.reference
+@pytest.mark.skipif(not REFERENCE_PETSTORE.is_file(), reason=absent_reason(
+    '"Try it out" on /docs calling the server that serves the page'))
+def test_try_it_out_calls_the_serving_instance(devtools: DevTools, serve: Serve) -> None:
+    # BRRTRouter's spec declares http://localhost:8081 first: "Try it out" must still call
+    # the server the page came from (any port), not a server declared in the document.
+    app = create_app(REFERENCE_PETSTORE, None, mock=True,
+                     environ={"BRRTR_API_KEY__ApiKeyHeader": "test123"})
+    url = serve(app).url
+    script = (TRY_GET_PETS.replace("PAGE_SCRIPT_MS", str(PAGE_SCRIPT_S * 1000))
+              .replace("API_KEY", "test123"))
+    shown = devtools.run_in_page(url + "/docs", script)
+    assert shown["requestUrl"].startswith(f"{url}/pets"), shown
+    assert shown["status"] == "200", shown
+    assert shown["servers"][:3] == ["/", "http://localhost:8081", "https://api.example.com"]
 
 
 def html_text(text: str) -> str:

@@ -7,9 +7,11 @@ stop. Only 127.0.0.1 is used; the run ends by itself well within a minute.
 """
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,9 @@ DURATION = "8s"
 # load test's own (tox -e load).
 P95_MS = 250
 TIMEOUT_S = 55
+# The "Aggregated" row of locust's printed request table: requests, then failures(share).
+PRINTED_AGGREGATED = re.compile(r"^\s+Aggregated\s+(?P<requests>\d+)\s+(?P<failures>\d+)\(",
+                                re.MULTILINE)
 
 
 @pytest.mark.slow
@@ -48,6 +53,14 @@ def test_load_smoke(tmp_path: Path) -> None:
     assert summary["server_exit"] == 0 and summary["locust_exit"] == 0, summary
     assert summary["rss_start_kib"] > 0 and summary["rss_end_kib"] > 0, summary
     assert (tmp_path / "load_stats.csv").exists() and (tmp_path / "load.html").exists()
+    # One count for the run: locust's printed summary, its CSV and load_summary.json agree.
+    printed = PRINTED_AGGREGATED.search(done.stderr + done.stdout)  # locust logs it to stderr
+    assert printed is not None, output
+    with (tmp_path / "load_stats.csv").open(newline="") as stream:
+        csv_row = next(row for row in csv.DictReader(stream) if row["Name"] == "Aggregated")
+    assert (int(printed["requests"]), int(printed["failures"])) == (
+        int(csv_row["Request Count"]), int(csv_row["Failure Count"])) == (
+        summary["requests"], summary["failures"]), output
     # Every scenario of the mix was sent (the names of locustfiles/petstore.py).
     stats = (tmp_path / "load_stats.csv").read_text()
     for name in ("GET /pets/{id}", "POST /pets", "GET /users/{user_id}/posts", "GET /search",

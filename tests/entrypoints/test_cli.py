@@ -634,3 +634,37 @@ def test_hash_password_prompts_twice_on_a_terminal(monkeypatch: pytest.MonkeyPat
     assert parsed.matches(parsed.derive(b"typed"))
     with pytest.raises(ConfigError, match="the passwords differ"):
         commands.print_password_hash(io.StringIO(), Terminal())
+
+
+# -- output into a pipe whose reader went away (`brrt routes SPEC | head -1`) -----------------
+
+READER_GONE_EXIT = 128 + signal.SIGPIPE
+
+
+@pytest.mark.parametrize("buffering", ["buffered", "unbuffered"])
+@pytest.mark.parametrize("args", [
+    ("routes", PETSTORE), ("check", PETSTORE), ("token", "--scheme", "BearerAuth"), ("--help",),
+], ids=["routes", "check", "token", "help"])
+def test_output_into_a_pipe_nobody_reads_exits_quietly(args: tuple[str, ...],
+                                                      buffering: str) -> None:
+    # The reader is gone before the first line: every write fails (deterministically, where
+    # `| head -1` races the writer). Buffered output fails only at the last flush.
+    reader, writer = os.pipe()
+    # NOTE: gevent's os.close of a pipe waits for the loop's next turn; the reader must be
+    # gone before the child starts, so close it now, unpatched.
+    from gevent.monkey import get_original
+
+    get_original("os", "close")(reader)
+    env = environment(**KEY_ENV)
+    env.pop("PYTHONUNBUFFERED", None)
+    if buffering == "unbuffered":
+        env["PYTHONUNBUFFERED"] = "1"
+    try:
+        done = subprocess.run([*COMMANDS["module"], *args], cwd=ROOT, stdout=writer,
+                              stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    finally:
+        os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    # NOTE: argparse itself ignores a failed write of its help, so unbuffered it exits 0.
+    quiet = {0, READER_GONE_EXIT} if args == ("--help",) else {READER_GONE_EXIT}
+    assert done.returncode in quiet, done.stderr

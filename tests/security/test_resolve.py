@@ -13,6 +13,7 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from reference_spec import absent_reason
 
 from brrt_actors import ConfigError, Request, create_app
 from brrt_actors.config import load_settings
@@ -110,7 +111,8 @@ def test_brrtrouter_config_loads(apps: list[object], caplog: pytest.LogCaptureFi
 
 
 @pytest.mark.reference
-@pytest.mark.skipif(not REFERENCE.exists(), reason="needs ../shared/reference")
+@pytest.mark.skipif(not REFERENCE.exists(), reason=absent_reason(
+    "BRRTRouter's config file serving its pet store"))
 def test_brrtrouter_config_serves_its_pet_store(apps: list[object]) -> None:
     app = create_app(REFERENCE, mock=True, environ={}, config_file=BRRTROUTER_CONFIG)
     apps.append(app)
