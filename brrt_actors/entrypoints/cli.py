@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -25,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML config file (env vars override it)")
     serve.add_argument("--log-level", default=os.environ.get("BRRTR_LOG_LEVEL", "INFO"),
                        help="logging level (env BRRTR_LOG_LEVEL, default INFO)")
+    serve.add_argument("--log-format", default=os.environ.get("BRRTR_LOG_FORMAT", "text"),
+                       help="runtime log records as text or json lines (env BRRTR_LOG_FORMAT, "
+                            "default text)")
     serve.add_argument("--dev", action="store_true",
                        help="development defaults for unconfigured security schemes (API key "
                             "'dev', HS256 secret 'brrt-dev-secret-never-use-in-production', "
@@ -32,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="worker processes sharing the socket, run by gunicorn's arbiter "
                             "(env BRRTR_WORKERS, default 1: one process, no arbiter)")
+    serve.add_argument("--static-dir",
+                       help="serve this folder's files under /static (env BRRTR_STATIC_DIR; "
+                            "the prefix: BRRTR_STATIC_PREFIX); spec operations win")
 
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("spec")
@@ -62,21 +67,37 @@ def _parser() -> argparse.ArgumentParser:
     hashing = commands.add_parser(
         "hash-password", help="hash a password (from stdin, or prompted) for security.basic")
     hashing.add_argument("--algorithm", choices=("scrypt", "pbkdf2_sha256"), default="scrypt")
+
+    gen = commands.add_parser(
+        "gen", help="write a runnable service for a spec: handler stubs, typed models, a "
+                    "locustfile; never overwrites your functions")
+    gen.add_argument("spec")
+    gen.add_argument("--out", required=True, help="the service's folder (created if missing)")
+    gen.add_argument("--package", default="handlers",
+                     help="the handlers package's name (default: handlers)")
+    gen.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 when generated files are stale (for CI)")
+
+    lint = commands.add_parser(
+        "lint", help="list a spec's errors and warnings with JSON pointers (exit 1 on errors)")
+    lint.add_argument("spec")
+    lint.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
 def run(argv: Sequence[str]) -> int:
     """Run the command line with `argv`; return the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from brrt_actors.entrypoints import commands
+    from brrt_actors.entrypoints.log_setup import configure_logging
 
     try:
+        configure_logging(getattr(args, "log_level", "WARNING"),
+                          getattr(args, "log_format", os.environ.get("BRRTR_LOG_FORMAT")))
         if args.command == "serve":
             return commands.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
                                        port=args.port, config_file=args.config, dev=args.dev,
-                                       workers=args.workers)
+                                       workers=args.workers, static_dir=args.static_dir)
         if args.command == "routes":
             return commands.print_routes(args.spec, args.handlers, sys.stdout,
                                          config_file=args.config)
@@ -85,6 +106,11 @@ def run(argv: Sequence[str]) -> int:
                                         spec=args.spec, subject=args.sub,
                                         scopes=args.scope.split(), ttl_s=args.ttl,
                                         dev=args.dev)
+        if args.command == "gen":
+            return commands.generate_service(args.spec, args.out, sys.stdout,
+                                             package=args.package, check=args.check)
+        if args.command == "lint":
+            return commands.lint_spec_file(args.spec, sys.stdout, output_format=args.format)
         if args.command == "hash-password":
             return commands.print_password_hash(sys.stdout, sys.stdin, algorithm=args.algorithm)
         return commands.check_spec(args.spec, args.handlers, sys.stdout,

@@ -21,12 +21,12 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                host: str | None = None, port: int | None = None,
                config_file: str | None = None,
                environ: Mapping[str, str] | None = None, dev: bool = False,
-               workers: int | None = None) -> int:
+               workers: int | None = None, static_dir: str | None = None) -> int:
     """Build the app and serve it until SIGTERM/SIGINT; return the exit code (0).
 
     `dev` gives unconfigured security schemes their development defaults (loudly).
-    `host`, `port` and `workers` are the command line's; they win over the environment
-    and the config file (`load_settings`). With more than one worker process
+    `host`, `port`, `workers` and `static_dir` are the command line's; they win over the
+    environment and the config file (`load_settings`). With more than one worker process
     (``Settings.workers``) the process becomes gunicorn's arbiter over them
     (`brrt_actors.entrypoints.gunicorn.serve_workers`) and this function does not return.
     """
@@ -34,7 +34,11 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
 
     started = time.perf_counter()
     env = os.environ if environ is None else environ
-    settings = load_settings(env, config_file, host=host, port=port, workers=workers)
+    if static_dir is not None:
+        # NOTE: as a variable, so that gunicorn's worker processes read it too.
+        env = {**env, "BRRTR_STATIC_DIR": os.path.abspath(static_dir)}
+    settings = load_settings(env, config_file, host=host, port=port, workers=workers,
+                             static_dir=static_dir and os.path.abspath(static_dir))
     if settings.workers != 1:
         from brrt_actors.entrypoints.gunicorn import serve_workers
 
@@ -42,7 +46,8 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
             raise ConfigError([("--handlers", "with several workers, name the handlers by "
                                               "module name or path (each worker imports them)")])
         serve_workers(spec, handlers, workers=workers, mock=mock, host=host, port=port,
-                      config_file=config_file, environ=environ, dev=dev)
+                      config_file=config_file,
+                      environ=environ if static_dir is None else env, dev=dev)
 
     app = build_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
     server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
@@ -216,3 +221,68 @@ def print_password_hash(out: TextIO, stdin: TextIO, *, algorithm: str = "scrypt"
         raise ConfigError([("hash-password", "the password is empty")])
     out.write(hash_password(password, algorithm) + "\n")
     return 0
+
+
+def generate_service(spec: str | Path, out_dir: str | Path, out: TextIO, *,
+                     package: str = "handlers", check: bool = False) -> int:
+    """Run `brrt gen`: write (or, with `check`, compare) the service of `spec` under
+    `out_dir`; print what was done; return the exit code (1: the spec has errors, or with
+    `check` something is stale)."""
+    from brrt_actors.codegen import generate
+
+    try:
+        report = generate(spec, out_dir, package=package, check=check)
+    except StartError as ex:
+        out.write(f"{spec}: {len(ex.problems)} problem(s); nothing generated\n")
+        for where, message in ex.problems:
+            out.write(f"  {where or '-'}: {message}\n")
+        return 1
+    for name, function in report.aliases.items():
+        out.write(f"name {name!r} cannot be a Python function name: {function} handles it "
+                  "(aliases.py)\n")
+    for line in report.removed:
+        out.write(f"removed from the spec: {line}\n")
+    if check:
+        for line in report.stale:
+            out.write(f"stale: {line}\n")
+        verdict = "stale: run `brrt gen` again" if report.stale else "up to date"
+        out.write(f"{out_dir}: {verdict}\n")
+        return 1 if report.stale else 0
+    for path in report.written:
+        out.write(f"wrote   {path}\n")
+    for path in report.created:
+        out.write(f"created {path}\n")
+    for path, names in report.added.items():
+        out.write(f"added   {path}: {', '.join(names)}\n")
+    for path in report.deleted:
+        out.write(f"deleted {path}\n")
+    if not report.changed:
+        out.write(f"{out_dir}: up to date\n")
+    handlers = Path(out_dir) / package
+    out.write(f"serve it: brrt serve {spec} --handlers {handlers}\n")
+    return 0
+
+
+def lint_spec_file(spec: str | Path, out: TextIO, *, output_format: str = "text") -> int:
+    """Run `brrt lint`: print the findings about `spec` (text or JSON); return 1 when
+    there are errors, else 0."""
+    import json
+
+    from brrt_actors.lint import lint_spec
+
+    try:
+        report = lint_spec(spec)
+    except StartError as ex:
+        problems = [{"level": "error", "pointer": where, "rule": "read", "message": message}
+                    for where, message in ex.problems]
+        if output_format == "json":
+            out.write(json.dumps({"spec": str(spec), "errors": problems, "warnings": []},
+                                 indent=2) + "\n")
+        else:
+            out.write("".join(f"{p['pointer']}: {p['message']}\n" for p in problems))
+        return 1
+    if output_format == "json":
+        out.write(json.dumps(report.as_json(), indent=2) + "\n")
+    else:
+        out.write(report.as_text())
+    return 1 if report.errors else 0
