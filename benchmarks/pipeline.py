@@ -7,6 +7,9 @@ request over several rounds, in wall time and in process CPU time.
 
     taskset -c 0 .venv/bin/python benchmarks/pipeline.py [--requests 20000] [--rounds 7]
 
+``--cors`` turns CORS on (one allowed origin) and sends that ``Origin`` with every request:
+the difference from a run without it is what CORS costs per request.
+
 (pyperf's worker processes do not mix with gevent's hub, hence the plain timing loop.)
 """
 from gevent import monkey
@@ -18,6 +21,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from _wsgi import environ as _environ  # noqa: E402
 
@@ -38,9 +42,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--cors", action="store_true",
+                        help="CORS on, and an allowed Origin on every request")
     args = parser.parse_args()
-    app = create_app(ROOT / "specs" / "petstore.yaml", str(ROOT / "handlers"), environ={},
+    origin = "https://app.example"
+    app = create_app(ROOT / "specs" / "petstore.yaml", str(ROOT / "handlers"),
+                     environ={"BRRTR_CORS_ORIGINS": origin} if args.cors else {},
                      config_file=ROOT / "specs" / "petstore.config.yaml")
+    make_environ: Callable[..., dict[str, Any]] = _environ
+    if args.cors:
+        def make_environ(*request: Any) -> dict[str, Any]:
+            return {**_environ(*request), "HTTP_ORIGIN": origin}
     statuses: list[str] = []
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
@@ -49,7 +61,7 @@ def main() -> None:
     def request(method: str, path: str, query: str = "",
                 body: bytes = b"") -> Callable[[], None]:
         def call() -> None:
-            b"".join(app(_environ(method, path, query, body), start_response))
+            b"".join(app(make_environ(method, path, query, body), start_response))
         return call
 
     cases = {

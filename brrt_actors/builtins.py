@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,7 @@ def _once(make: Callable[[], bytes], content_type: str,
             body = make()
             cache.append((body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'))
         body, etag = cache[0]
-        if _matches(environ.get("HTTP_IF_NONE_MATCH"), etag):
+        if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), etag):
             return 304, [("ETag", etag), *extra, ("Content-Length", "0")], b""
         return 200, [("Content-Type", content_type), ("ETag", etag), _NOSNIFF, *extra,
                      ("Content-Length", str(len(body)))], body
@@ -163,7 +163,8 @@ def _once(make: Callable[[], bytes], content_type: str,
     return answer
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Tell whether an ``If-None-Match`` value matches `etag` (weak comparison, RFC 9110)."""
     if not if_none_match:
         return False
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
@@ -188,20 +189,28 @@ def _ui(prefix: str, page: str, init: str, title: str, spec_json: Builtin) -> di
 
 
 def build_builtins(document: dict[str, Any], title: str, is_ready: Callable[[], bool],
-                   metrics: Builtin | None = None) -> dict[str, Builtin]:
+                   metrics: Builtin | None = None,
+                   ready_details: Callable[[], Mapping[str, Any]] | None = None,
+                   ) -> dict[str, Builtin]:
     """Return the built-in endpoints by path (all answer GET and HEAD).
 
     Args:
         metrics: the /metrics endpoint (`brrt_actors.metrics.figures.Metrics.endpoint`), if on.
+        ready_details: what /ready adds to ``"status": "ready"`` (the spec served, the last
+            hot reload), read at each probe.
     """
     json_type = ("Content-Type", "application/json")
     no_store = ("Cache-Control", "no-store")
-    ready_answer = _fixed(200, (json_type, _NOSNIFF, no_store), dumps({"status": "ready"}))
+    ready_headers = (json_type, _NOSNIFF, no_store)
     draining_answer = _fixed(503, (json_type, _NOSNIFF, no_store, ("Retry-After", "1")),
                              dumps({"status": "draining"}))
 
     def ready(environ: dict[str, Any]) -> BuiltinAnswer:
-        return (ready_answer if is_ready() else draining_answer)(environ)
+        if not is_ready():
+            return draining_answer(environ)
+        details = ready_details() if ready_details is not None else {}
+        body = dumps({"status": "ready", **details})
+        return 200, [*ready_headers, ("Content-Length", str(len(body)))], body
 
     def yaml_body() -> bytes:
         return yaml.dump(document, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),

@@ -9,6 +9,9 @@ Choices:
   FastAPI also yes/no/on/off; 1/0 is what HTML forms and most clients send).
 - integers: ASCII digits with an optional sign; numbers: decimal or exponent notation, kept an
   `int` when written as one; non-finite numbers are refused.
+- JSON text (`loads_json`): what JSON (RFC 8259) and Unicode allow, nothing more: NaN,
+  Infinity, numbers beyond the float range (``1e400``) and text that is not Unicode (a lone
+  surrogate escape such as ``"\\ud800"``) are refused, each named by its JSON pointer.
 - a type list (``["integer", "null"]``) is tried in order; ``null`` matches ``""`` and ``null``.
 - ``object`` and ``array`` (where a single string must become one) are read as JSON text.
 """
@@ -16,12 +19,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ujson
 
 from brrt_actors.spec.model import JSONSchema
+from brrt_actors.validation_errors import MAX_ERRORS, json_pointer
 
 __all__ = [
     "Coercer",
@@ -31,13 +35,25 @@ __all__ = [
     "compile_coercer",
     "items_coercer",
     "loads_json",
+    "printable_text",
     "resolve",
     "schema_types",
+    "text_problem",
+    "unencodable_parts",
 ]
 
 
 class InvalidValue(ValueError):
-    """A raw string that cannot become a value of its schema's type (the message says why)."""
+    """A raw string that cannot become a value of its schema's type (the message says why).
+
+    Attributes:
+        problems: for JSON text, (JSON pointer inside the value, message) of each part that
+            JSON or Unicode does not allow; empty otherwise.
+    """
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.problems: list[tuple[str, str]] = list(problems)
 
 
 # Turns one decoded string into a value of the schema's type, or raises InvalidValue.
@@ -100,35 +116,104 @@ def _to_json_array(raw: str) -> list[Any]:
     return value
 
 
+# What a JSON text must contain for ujson to read a value that JSON and Unicode do not allow:
+# NaN or Infinity; an exponent of 3 digits or more, or 309 digits in a row (beyond the float
+# range: ujson reads an infinity); a "\\uDxxx" escape or a UTF-8 encoded surrogate (\xed
+# \xa0-\xbf), which ujson reads as a lone surrogate. Digits become "0", "E" "e", "D" "d" and
+# "+" "e" ("e+400" holds "e000"), so that a few substring searches find each case.
+_SUSPECT_TABLE = bytes.maketrans(b"123456789ED+", b"000000000ede")
+_DIGITS_309 = "0" * 309
+_NOT_FINITE = ("malformed JSON: NaN, Infinity and numbers beyond ±1.8e308 are not JSON "
+               "numbers")
+
+
 def loads_json(raw: str | bytes) -> Any:
-    """Parse JSON text; raise `InvalidValue` ("malformed JSON: ...") when it is not JSON."""
+    """Parse JSON text; raise `InvalidValue` when it is not JSON, or not Unicode text.
+
+    NaN, Infinity, numbers beyond the float range and lone surrogates (``"\\ud800"``) are
+    refused too: no encoder could write them back out as valid JSON. The exception's
+    ``problems`` then name each by its JSON pointer (``("/name", "... not valid Unicode")``).
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
     try:
-        value = ujson.loads(raw)
+        value = ujson.loads(data)
     except ValueError as ex:  # also ujson's depth limit and int() digit limit
         raise InvalidValue(f"malformed JSON: {ex}") from None
-    # NOTE: ujson reads NaN and Infinity, which JSON (RFC 8259) does not have.
-    # PERF: the walk runs only when the text holds one of the words (a C-speed search).
-    if isinstance(raw, bytes):
-        suspect = b"NaN" in raw or b"Infinity" in raw
-    else:
-        suspect = "NaN" in raw or "Infinity" in raw
-    if suspect and _has_non_finite(value):
-        raise InvalidValue("malformed JSON: NaN and Infinity are not JSON numbers")
+    # SECURITY: a lone surrogate or an infinity accepted here would reach the handler, be
+    # stored, and break every later response that includes it (issue 9).
+    # PERF: the exact check runs only when the raw text could hold one: substring searches,
+    # the longer ones behind a one-character one (memchr), ~0.3 µs for a small body. In a
+    # str, not bytes: `in` on bytes costs ~120 ns more (it tries the needle as an int first).
+    folded = data.translate(_SUSPECT_TABLE).decode("latin-1")
+    if ("\xed" in folded or ("\\" in folded and "\\ud" in folded) or "e000" in folded
+            or (("N" in folded or "I" in folded) and ("NaN" in folded or "Infinity" in folded))
+            or _DIGITS_309 in folded):
+        _refuse_unencodable(value)
     return value
 
 
-def _has_non_finite(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float):
+def _refuse_unencodable(value: Any) -> None:
+    try:
+        # NOTE: the exact check, at C speed: ujson refuses NaN and infinities, UTF-8 lone
+        # surrogates.
+        ujson.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+        return
+    except (OverflowError, ValueError):  # UnicodeEncodeError is a ValueError
+        pass
+    problems = unencodable_parts(value)
+    if problems:
+        raise InvalidValue("; ".join(f"{message} (at {pointer})" if pointer else message
+                                     for pointer, message in problems), problems)
+
+
+def text_problem(text: str) -> str | None:
+    """Return why `text` is not valid Unicode (a lone surrogate), or None when it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as ex:
+        return (f"is not valid Unicode text (a lone surrogate, U+{ord(text[ex.start]):04X}, "
+                f"at character {ex.start})")
+    return None
+
+
+def printable_text(text: str) -> str:
+    """Return `text` with every lone surrogate written as an escape (``\\ud800``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unencodable_parts(value: Any) -> list[tuple[str, str]]:
+    """List the parts of a JSON value no encoder can write: (JSON pointer, message).
+
+    Lone surrogates in text or in member names, and non-finite numbers, in document order;
+    at most `MAX_ERRORS` (and a last line saying there are more).
+    """
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    while stack and len(found) <= MAX_ERRORS:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                found.append((_pointer(path), problem))
+        elif isinstance(item, float):
             if not math.isfinite(item):
-                return True
+                found.append((_pointer(path), _NOT_FINITE))
         elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+            children: list[tuple[tuple[Any, ...], Any]] = []
+            for key, child in item.items():
+                if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                    found.append((_pointer((*path, key)), "the member name " + problem))
+                children.append(((*path, key), child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed([((*path, index), child) for index, child in enumerate(item)]))
+    if len(found) > MAX_ERRORS:
+        found[MAX_ERRORS:] = [("", f"more errors not listed (the first {MAX_ERRORS} are)")]
+    return found
+
+
+def _pointer(path: tuple[Any, ...]) -> str:
+    return json_pointer(printable_text(part) if isinstance(part, str) else part for part in path)
 
 
 _CONVERTERS: dict[str, Coercer] = {

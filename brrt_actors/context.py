@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from brrt_actors.config import ActorSettings, Settings
     from brrt_actors.metrics.figures import Metrics
     from brrt_actors.security import SecurityProvider
+    from brrt_actors.stages.cors import AppCors
 
 __all__ = ["BuildContext"]
 
@@ -40,6 +41,10 @@ class BuildContext:
         validators: the app's compiled validators (one per distinct schema).
         actors: the app's actors; the actor stage builder adds one per operation.
         runtime_statuses: the statuses the runtime answers by itself (never a spec breach).
+        cors: the app's compiled CORS (None when off); each operation's CORS builder records
+            its policy there, for the preflights the app answers.
+        on_stop: what the app releases when it stops, in order (a stage builder adds what it
+            made for the whole app: the rate limit counters, the span exporter).
     """
 
     settings: Settings
@@ -50,6 +55,8 @@ class BuildContext:
     validators: ValidatorCache = field(default_factory=ValidatorCache)
     actors: ActorSystem = field(default_factory=ActorSystem)
     runtime_statuses: frozenset[int] = RUNTIME_STATUSES
+    cors: AppCors | None = None
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
     _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False)
 
     def memo(self, key: Hashable, make: Callable[[], T]) -> T:

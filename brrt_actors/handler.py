@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from brrt_actors.spec.model import Operation
+    from brrt_actors.stages.tracing import TraceContext
 
 
 class Principal:
@@ -86,6 +87,11 @@ class Request:
         request_id: the X-Request-ID of this request (kept from the client when sane).
         operation: the spec's description of the operation being served.
         environ: the WSGI environ, for anything else.
+        trace: the W3C trace context (`brrt_actors.stages.tracing.TraceContext`: trace id,
+            this request's span id, ``traceparent`` to send on to other services), or None
+            when tracing is off.
+        mailbox_wait: seconds the request waited in its actor's mailbox before a worker
+            took it (set when the handler runs; None before).
 
     The runtime's own stages also keep their work here: ``raw_path_params`` (the router's
     matched segments, still percent-encoded), ``problems`` (what validation found: a
@@ -94,8 +100,8 @@ class Request:
     """
 
     __slots__ = ("_headers", "answer", "body", "claims", "cookies", "environ", "header_params",
-                 "method", "operation", "path", "path_params", "principal", "problems", "query",
-                 "raw_path_params", "request_id", "result")
+                 "mailbox_wait", "method", "operation", "path", "path_params", "principal",
+                 "problems", "query", "raw_path_params", "request_id", "result", "trace")
 
     def __init__(self, environ: dict[str, Any], operation: Operation, request_id: str,
                  path: str | None = None, raw_path_params: dict[str, str] | None = None
@@ -119,6 +125,8 @@ class Request:
         self.result: Any = None
         self.answer: Any = None
         self._headers: dict[str, Any] | None = None
+        self.trace: TraceContext | None = None
+        self.mailbox_wait: float | None = None
 
     def add_problems(self, problems: list[dict[str, Any]]) -> None:
         """Record what a validation stage found (one 400 lists everything found)."""

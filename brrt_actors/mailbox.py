@@ -13,7 +13,6 @@ Everything runs in the one thread of the gevent hub: no locks.
 """
 from __future__ import annotations
 
-import contextlib
 from collections import deque
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -86,7 +85,9 @@ class BoundedMailbox(Generic[T]):
         timer = None
         if timeout is not None:
             timer = waiter.hub.loop.timer(max(0.0, timeout))
-            timer.start(waiter.switch, False)
+            # NOTE: update=True: the loop's clock is read once per iteration, and a busy
+            # iteration (a burst of requests) would leave a short timeout already spent.
+            timer.start(waiter.switch, False, update=True)
         try:
             while len(self._items) >= self.maxsize:
                 self._givers.append(waiter)
@@ -94,10 +95,16 @@ class BoundedMailbox(Generic[T]):
                 # filled it again, hence the loop. The timer wakes it with False.
                 if not waiter.get():
                     raise Full
+        except BaseException:
+            # NOTE: timed out (or killed) after a taker had already handed this giver the
+            # room: its wake-up is lost with it, so pass the room on to the next giver.
+            handed_room = not _forget(self._givers, waiter)
+            if handed_room and self._givers and len(self._items) < self.maxsize:
+                _wake(self._givers.popleft(), True)
+            raise
         finally:
             if timer is not None:
                 timer.close()
-            _forget(self._givers, waiter)
         self.put_nowait(item)
 
     def get(self) -> T:
@@ -133,6 +140,10 @@ def _wake(waiter: Waiter[Any], value: object) -> None:
     waiter.hub.loop.run_callback(waiter.switch, value)
 
 
-def _forget(waiters: deque[Waiter[Any]], waiter: Waiter[Any]) -> None:
-    with contextlib.suppress(ValueError):  # already taken off by whoever woke it
+def _forget(waiters: deque[Waiter[Any]], waiter: Waiter[Any]) -> bool:
+    # Take `waiter` off the line; False when whoever woke it already had.
+    try:
         waiters.remove(waiter)
+    except ValueError:
+        return False
+    return True

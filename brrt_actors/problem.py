@@ -15,25 +15,36 @@ The request id rules live here too: a client's ``X-Request-ID`` is echoed only w
 short and plain; otherwise the runtime makes one, ``<8 hex digits of this process>-<counter>``.
 The body limit's wording lives here as well (`body_too_large`): the engine refuses a body
 over the limit before the app is called, and the body stage does under any other server.
+
+An operation that declares its own schema for an error status gets its problems shaped to it
+(`brrt_actors.problem_shapes`); `problem_answer` renders with that shape. A problem always
+renders: text that JSON or UTF-8 cannot carry (a handler's detail holding a lone surrogate,
+say) goes out escaped (``\\ud800``), never as a failure of the error answer itself.
 """
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
 from brrt_actors.errors import HTTPError
 
+if TYPE_CHECKING:
+    from brrt_actors.problem_shapes import ProblemShape
+
 __all__ = [
     "MAX_INSTANCE_CHARS",
     "PROBLEM_CONTENT_TYPE",
+    "ProblemAnswer",
     "body_too_large",
     "new_request_id",
     "origin_path",
     "printable_path",
+    "problem_answer",
     "problem_body",
     "problem_document",
     "request_id_from",
@@ -126,10 +137,67 @@ def problem_document(error: HTTPError, instance: str | None,
     return doc
 
 
-def problem_body(error: HTTPError, instance: str | None, request_id: str) -> bytes:
-    """Return the ``application/problem+json`` body bytes for `error` (see `problem_document`)."""
-    return ujson.dumps(problem_document(error, instance, request_id),
-                       ensure_ascii=False, escape_forward_slashes=False).encode()
+def problem_body(error: HTTPError, instance: str | None, request_id: str,
+                 shape: ProblemShape | None = None) -> bytes:
+    """Return the ``application/problem+json`` body bytes for `error` (see `problem_document`).
+
+    Args:
+        shape: the operation's declared form of the document, if it declares one.
+    """
+    document = problem_document(error, instance, request_id)
+    if shape is not None:
+        document = shape.apply(document)
+    try:
+        return _dumps(document)
+    except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
+        # SECURITY: the error answer must not fail in turn (a second 500 hiding the first).
+        return _dumps(_encodable(document, 0))
+
+
+def _dumps(document: dict[str, Any]) -> bytes:
+    return ujson.dumps(document, ensure_ascii=False, escape_forward_slashes=False,
+                       allow_nan=False).encode()
+
+
+def _encodable(value: Any, depth: int) -> Any:
+    """`value` with what JSON/UTF-8 cannot carry written as text (lone surrogates escaped)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= _MAX_DEPTH:
+        return "..."
+    if isinstance(value, dict):
+        return {_encodable(str(key), depth): _encodable(item, depth + 1)
+                for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item, depth + 1) for item in value]
+    return _encodable(str(value), depth)
+
+
+_MAX_DEPTH = 32
+
+#: A rendered problem: (status, headers, body chunks), as the app answers it.
+ProblemAnswer = tuple[int, list[tuple[str, str]], tuple[bytes]]
+
+
+def problem_answer(error: HTTPError, path: str, request_id: str,
+                   shape: ProblemShape | None = None) -> ProblemAnswer:
+    """Return the whole answer for `error` raised while serving `path`.
+
+    Args:
+        error: the answer's status, detail, headers ...
+        path: the request's path (echoed as ``instance``, made printable here).
+        request_id: the request's id.
+        shape: the operation's declared form of the document.
+    """
+    body = problem_body(error, printable_path(path), request_id, shape)
+    headers = list(error.headers.items())
+    headers.append(("Content-Type", PROBLEM_CONTENT_TYPE))
+    headers.append(("Content-Length", str(len(body))))
+    return error.status, headers, (body,)
 
 
 # --- the body limit ------------------------------------------------------------------------

@@ -6,14 +6,21 @@ interrupt, so it needs no lock.
 What clients add (pets, webhooks, events) is bounded: past `PETSTORE_MAX_RECORDS` (env,
 default 1000) of a kind, the oldest added one is forgotten, so a long load test measures the
 server, not a growing store. The seed data always stays.
+
+What happens to pets (created, updated, deleted) is logged as numbered events and published
+on `Store.feed`, which GET /events follows live (`follow_events`).
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
+
+from brrt_actors.sse import Broadcaster, Event
 
 MAX_RECORDS = int(os.environ.get("PETSTORE_MAX_RECORDS", "1000"))
 
@@ -66,6 +73,8 @@ class Store:
         if max_records < 1:
             raise ValueError(f"PETSTORE_MAX_RECORDS must be at least 1, not {max_records}")
         self.max_records = max_records
+        #: Every event logged from now on, to each follower (a slow one is dropped).
+        self.feed = Broadcaster()
         self.reset()
 
     def reset(self) -> None:
@@ -96,6 +105,21 @@ class Store:
             self.pets.pop(self._added_pets.popleft(), None)
         self.log_event("pet.created", {"id": pet["id"], "name": pet["name"]})
 
+    def update_pet(self, pet_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply `changes` to a pet (and log it); return the pet, or None when unknown."""
+        pet = self.pets.get(pet_id)
+        if pet is not None:
+            pet.update(changes)
+            self.log_event("pet.updated", {"id": pet_id, "name": pet["name"]})
+        return pet
+
+    def delete_pet(self, pet_id: int) -> bool:
+        """Forget a pet (and log it); return whether it was there."""
+        pet = self.pets.pop(pet_id, None)
+        if pet is not None:
+            self.log_event("pet.deleted", {"id": pet_id, "name": pet["name"]})
+        return pet is not None
+
     def add_webhook(self, webhook: dict[str, Any]) -> None:
         """Keep `webhook`, forgetting the oldest one past the bound."""
         self.webhooks[webhook["subscription_id"]] = webhook
@@ -103,8 +127,43 @@ class Store:
             del self.webhooks[next(iter(self.webhooks))]  # dicts keep insertion order
 
     def log_event(self, name: str, data: dict[str, Any]) -> None:
+        """Log an event and publish it to the followers of the feed."""
         self.events.append((name, data))
         self.events_logged += 1
+        self.feed.publish(_event(self.events_logged, name, data))
+
+    def logged_events(self, after: int | None = None, count: int | None = None) -> list[Event]:
+        """Return the events kept whose id is above `after`; only the latest `count` if given."""
+        first_id = self.events_logged - len(self.events) + 1
+        start = 0 if after is None else max(0, after + 1 - first_id)
+        if count is not None:
+            start = max(start, len(self.events) - count)
+        return [_event(number, name, data) for number, (name, data) in enumerate(
+            itertools.islice(self.events, start, None), start=first_id + start)]
+
+    def follow_events(self, after: int | None = None) -> Iterator[Event]:
+        """Yield the events kept after `after` (a client's Last-Event-ID), then the new ones live.
+
+        Ends when the feed drops this follower for falling behind (the client reconnects).
+        """
+        subscription = self.feed.subscribe()  # NOTE: first: nothing falls between the two
+        if after is not None and after > self.events_logged:
+            after = None  # NOTE: an id from before a restart: the numbering began again
+        try:
+            last = self.events_logged if after is None else after
+            for event in self.logged_events(last):
+                yield event
+                last = int(event.id or 0)
+            for event in subscription:
+                if int(event.id or 0) > last:
+                    yield event
+        finally:
+            subscription.close()
+
+
+def _event(number: int, name: str, data: dict[str, Any]) -> Event:
+    # NOTE: json.dumps, not ujson: the event text keeps its spaces ("name": "Max").
+    return Event(json.dumps(data), event=name, id=number)
 
 
 STORE = Store()

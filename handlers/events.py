@@ -1,28 +1,27 @@
-"""Shop events: a finite server-sent event stream, and webhook subscriptions."""
+"""Shop events: a live server-sent event stream, and webhook subscriptions."""
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from brrt_actors import Request, Response
+from brrt_actors.sse import Event
 
 from ._store import STORE
 
 
-def _sse(first_id: int, events: list[tuple[str, dict[str, Any]]]) -> Iterator[bytes]:
-    for number, (name, data) in enumerate(events, start=first_id):
-        yield f"id: {number}\nevent: {name}\ndata: {json.dumps(data)}\n\n".encode()
+def stream_events(request: Request) -> Response | list[Event] | Iterator[Event]:
+    """Follow the shop's events as they happen; with `count`, send the latest ones and end.
 
-
-def stream_events(request: Request) -> Response:
-    """Stream the latest `count` shop events, then end the stream."""
-    count: int = request.query.get("count", 3)
-    events = STORE.events
-    latest = list(itertools.islice(events, max(0, len(events) - count), None))
-    first_id = STORE.events_logged - len(latest) + 1
-    return Response(200, _sse(first_id, latest), content_type="text/event-stream")
+    A reconnecting client's ``Last-Event-ID`` resumes the stream after that event (from
+    the events the store still keeps).
+    """
+    count: int | None = request.query.get("count")
+    after: int | None = request.headers.get("last-event-id")
+    if count is not None:
+        return STORE.logged_events(after, count)
+    # NOTE: a generator: it runs beside the connection, not in one of this actor's workers.
+    return STORE.follow_events(after)
 
 
 def register_webhook(request: Request) -> Response:

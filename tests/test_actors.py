@@ -9,6 +9,7 @@ from typing import Any
 
 import gevent
 import pytest
+from gevent.monkey import get_original
 
 from brrt_actors.actors import Actor, ActorSystem, HandlerTimeout
 from brrt_actors.config import ActorSettings
@@ -166,6 +167,25 @@ def test_envelope_of_a_caller_that_went_away_is_not_run(make_actor: MakeActor,
     assert ran == ["running"]
     assert actor.expired == 1
     assert actor.ask("next") == "next"
+
+
+def test_deadline_counts_from_the_ask_after_a_busy_loop_iteration(
+        make_actor: MakeActor) -> None:
+    # The loop reads its clock once per iteration: a request posted late in a long
+    # iteration (a burst) must get its whole deadline, not 504 at once (issue 9).
+    def handler(request: str) -> str:
+        gevent.sleep(0.01)
+        return request
+
+    actor = make_actor(handler, deadline_ms=250)
+
+    def call() -> Any:
+        gevent.sleep(0.001)  # resumed by a loop timer, as a connection is by its socket
+        get_original("time", "sleep")(0.3)  # the iteration is busy for 300 ms
+        return actor.ask("answered")
+
+    assert gevent.spawn(call).get(timeout=5) == "answered"
+    assert actor.deadline_exceeded == 0
 
 
 # -- mailbox bounds ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from http_app import AUTH, GENERATED_ID, SPECS, call, http_handlers, problem
 from brrt_actors import Request
 from brrt_actors.app import App
 from brrt_actors.testing import Client
+from brrt_actors.watching import spec_digest
 
 
 def test_unknown_path_is_404_problem(client: Client) -> None:
@@ -111,7 +112,9 @@ def test_health_and_ready(make_app: Callable[..., App]) -> None:
     health = client.get("/health")
     assert (health.status, health.json()) == (200, {"status": "ok"})
     assert health.headers["content-type"] == "application/json"
-    assert (client.get("/ready").status, client.get("/ready").json()) == (200, {"status": "ready"})
+    assert (client.get("/ready").status, client.get("/ready").json()) == (200, {
+        "status": "ready", "spec": {"title": app.spec.title, "version": app.spec.version,
+                                    "sha256": spec_digest(app.spec)}})
     problem(client.post("/health"), 405)
     app.stop(0)
     ready = client.get("/ready")

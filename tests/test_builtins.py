@@ -15,6 +15,7 @@ from brrt_actors.app import App
 from brrt_actors.builtins import redoc_folder, swagger_ui_folder
 from brrt_actors.spec.effective import THIS_SERVER
 from brrt_actors.testing import Client, TestResponse
+from brrt_actors.watching import spec_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 PETSTORE = ROOT / "specs" / "petstore.yaml"
@@ -84,7 +85,9 @@ def test_health_is_json_and_never_cached(client: Client) -> None:
 def test_ready_is_200_then_503_with_retry_after_once_the_app_stops(
         app: App, client: Client) -> None:
     ready = client.get("/ready")
-    assert (ready.status, ready.json()) == (200, {"status": "ready"})
+    assert (ready.status, ready.json()) == (200, {
+        "status": "ready", "spec": {"title": app.spec.title, "version": app.spec.version,
+                                    "sha256": spec_digest(app.spec)}})
     assert ready.headers["content-type"] == "application/json"
     assert ready.headers["cache-control"] == "no-store"
     assert "retry-after" not in ready.headers

@@ -1,7 +1,9 @@
 """The sample pet store (specs/petstore.yaml + handlers/) through the in-process client."""
 from __future__ import annotations
 
+import http.client
 import importlib
+import json
 import re
 import time
 from pathlib import Path
@@ -9,11 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PETSTORE_BEARER_SECRET, PETSTORE_OAUTH2_SECRET
+from conftest import PETSTORE_BEARER_SECRET, PETSTORE_OAUTH2_SECRET, Serve
 
 from brrt_actors import create_app
 from brrt_actors.security.jwt import mint_token
+from brrt_actors.spec import load_spec
+from brrt_actors.spec.effective import operation_statuses
 from brrt_actors.testing import Client, TestResponse
+from brrt_actors.validation import compile_validator
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "petstore.yaml"
@@ -408,3 +413,62 @@ def test_added_records_are_bounded_and_the_seed_data_stays(client: Client,
     hooks = [client.post("/webhooks", json={"url": f"https://example.com/{n}"}).json()
              for n in range(3)]
     assert list(store.webhooks) == [hook["subscription_id"] for hook in hooks[1:]]
+
+
+# -- what the runtime answers, declared; text and numbers no answer could carry (issue 9) ----
+
+def test_every_operation_declares_the_statuses_the_runtime_answers_for_it() -> None:
+    spec = load_spec(SPEC)
+    for operation in spec.operations:
+        declared = {key.upper() for key in operation.responses}
+        missing = [status for status in operation_statuses(operation)
+                   if str(status) not in declared and f"{str(status)[0]}XX" not in declared]
+        assert missing == [], operation.operation_id
+    add_pet = next(op for op in spec.operations if op.operation_id == "add_pet")
+    assert operation_statuses(add_pet) == (400, 401, 413, 415, 500, 503, 504)
+
+
+def test_the_runtimes_answers_validate_against_the_declared_problem(client: Client) -> None:
+    spec = load_spec(SPEC)
+    add_pet = next(op for op in spec.operations if op.operation_id == "add_pet")
+    answers = {400: client.post("/pets", json={"name": 5, "colour": "red"}),
+               401: client.post("/pets", json={"name": "Rex"}, headers={"X-API-Key": "no"}),
+               415: client.post("/pets", data=b"name=Rex", content_type="text/plain")}
+    for status, response in answers.items():
+        schema = add_pet.responses[str(status)].content["application/problem+json"].schema
+        assert schema is not None
+        assert compile_validator(schema).errors(problem(response, status)) == [], status
+
+
+def send(server: Any, method: str, target: str, body: bytes | None = None) -> tuple[int, Any]:
+    """One request over a real socket; the answer's status and its body, read as strict JSON."""
+    conn = http.client.HTTPConnection(*server.address, timeout=5)
+    try:
+        headers = {**KEY, "Content-Type": "application/json"} if body is not None else KEY
+        conn.request(method, target, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    # NOTE: strict: UTF-8 that is valid, JSON without NaN or Infinity.
+    return response.status, json.loads(data.decode("utf-8"), parse_constant=_not_json)
+
+
+def _not_json(word: str) -> Any:
+    raise AssertionError(f"{word} is not JSON")
+
+
+def test_hostile_text_and_numbers_are_400_and_the_store_keeps_serving(
+        apps: list[object], petstore_env: dict[str, str], serve: Serve) -> None:
+    importlib.import_module("handlers._store").STORE.reset()
+    server = serve(create_app(SPEC, handlers=str(HANDLERS), environ=petstore_env))
+    status, body = send(server, "POST", "/pets", b'{"name":"Evil\\ud800","breed":"Poodle"}')
+    assert (status, [e["pointer"] for e in body["errors"]]) == (400, ["/name"])
+    status, body = send(server, "POST", f"/items/{NEW_ITEM}", b'{"name":"x","price":1e400}')
+    assert (status, [e["pointer"] for e in body["errors"]]) == (400, ["/price"])
+    assert send(server, "POST", "/pets", b'{"name":"x","age":NaN}')[0] == 400
+    assert send(server, "POST", "/pets", b'{"\\udc00":1,"name":"x"}')[0] == 400
+    status, pets = send(server, "GET", "/pets")
+    assert status == 200 and [pet["name"] for pet in pets] == ["Max", "Bella", "Rocky"]
+    assert send(server, "GET", f"/items/{NEW_ITEM}")[0] == 404  # never stored
+    assert send(server, "GET", "/search")[0] == 200

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REFERENCE_PETSTORE
 
+from brrt_actors import Request, create_app
+from brrt_actors.app import App
 from brrt_actors.engine import wire
 from brrt_actors.errors import HTTPError
 from brrt_actors.problem import (
@@ -19,6 +24,8 @@ from brrt_actors.problem import (
     problem_document,
     request_id_from,
 )
+from brrt_actors.testing import Client
+from brrt_actors.validation import SchemaValidator, compile_validator
 
 GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{8}\Z")
 
@@ -172,3 +179,192 @@ def test_request_problem_path_is_printable() -> None:
     _, _, document = parse(wire.request_problem(400, "malformed request", environ))
     assert document["instance"] == "/ab" + "c" * 196 + "..."  # 200 characters, less one
     assert GENERATED_ID.match(document["request_id"])
+
+
+# --- what JSON and UTF-8 cannot carry (issue 9) ----------------------------------------------
+
+def test_a_problem_always_renders_escaping_what_utf8_cannot_carry() -> None:
+    error = HTTPError(409, "name 'Evil\ud800' taken", errors=[
+        {"in": "body", "pointer": "/\udc00", "message": "bad", "ratio": float("nan")}])
+    body = problem_body(error, "/pets", "r-1")
+    document = json.loads(body.decode("utf-8"))  # strict UTF-8, strict JSON: no NaN
+    assert document["detail"] == "name 'Evil\\ud800' taken"
+    assert document["errors"] == [{"in": "body", "pointer": "/\\udc00", "message": "bad",
+                                   "ratio": "nan"}]
+
+
+# --- problems shaped to the schema an operation declares (issue 9, defect 7) -----------------
+
+SHAPES_SPEC = """
+openapi: 3.1.0
+info: {title: shapes, version: "1"}
+paths:
+  /strict:
+    post:
+      operationId: strict
+      parameters: [{name: n, in: query, schema: {type: integer}}]
+      requestBody:
+        content: {application/json: {schema: {type: object, required: [name]}}}
+      responses:
+        "200": {description: ok}
+        "400": {$ref: "#/components/responses/Strict"}
+        "404": {$ref: "#/components/responses/Strict"}
+        "5XX": {$ref: "#/components/responses/Strict"}
+  /strict-again:
+    get:
+      operationId: strict_again
+      parameters: [{name: n, in: query, schema: {type: integer}}]
+      responses:
+        "400":
+          description: the same schema, declared a second time
+          content:
+            application/problem+json: {schema: {$ref: "#/components/schemas/Strict"}}
+  /classic:
+    get:
+      operationId: classic
+      parameters: [{name: n, in: query, schema: {type: integer}}]
+      responses:
+        "200": {description: ok}
+        default:
+          description: The classic pet store's error
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [code, message]
+                properties: {code: {type: integer}, message: {type: string}}
+  /impossible:
+    get:
+      operationId: impossible
+      parameters: [{name: n, in: query, schema: {type: integer}}]
+      responses:
+        "400": {$ref: "#/components/responses/Impossible"}
+  /impossible-again:
+    get:
+      operationId: impossible_again
+      parameters: [{name: n, in: query, schema: {type: integer}}]
+      responses:
+        "400": {$ref: "#/components/responses/Impossible"}
+  /canonical:
+    get:
+      operationId: canonical
+      parameters: [{name: n, in: query, schema: {type: integer}}]
+      responses:
+        "400":
+          description: the runtime's own document fits this one as it is
+          content:
+            application/problem+json:
+              schema:
+                type: object
+                properties:
+                  errors: {type: array, items: {type: object}}
+components:
+  responses:
+    Strict:
+      description: errors as strings, nothing undeclared, status as text
+      content:
+        application/problem+json: {schema: {$ref: "#/components/schemas/Strict"}}
+    Impossible:
+      description: needs what the runtime cannot give
+      content:
+        application/problem+json:
+          schema:
+            type: object
+            required: [timestamp]
+            properties:
+              timestamp: {type: string}
+              errors: {type: array, items: {type: integer}}
+  schemas:
+    Strict:
+      type: object
+      additionalProperties: false
+      required: [title, status, errors]
+      properties:
+        title: {type: string}
+        status: {type: string}
+        detail: {type: string}
+        errors: {type: array, items: {type: string}}
+"""
+
+
+@pytest.fixture()
+def shaped(tmp_path: Path, apps: list[object],
+           caplog: pytest.LogCaptureFixture) -> tuple[App, Client]:
+    path = tmp_path / "shapes.yaml"
+    path.write_text(SHAPES_SPEC)
+    handlers = {name: (lambda request: {"ok": True}) for name in (
+        "strict", "strict_again", "classic", "impossible", "impossible_again", "canonical")}
+    handlers["strict"] = _not_found
+    with caplog.at_level(logging.WARNING, logger="brrt_actors"):
+        app = create_app(path, handlers, environ={})
+    apps.append(app)
+    return app, Client(app)
+
+
+def _not_found(request: Request) -> Any:
+    raise HTTPError(404, "no such thing", errors=[{"in": "path", "name": "x", "message": "gone"}])
+
+
+def _declared(app: App, operation_id: str, status: str) -> SchemaValidator:
+    operation = next(op for op in app.spec.operations if op.operation_id == operation_id)
+    media = next(iter(operation.responses[status].content.values()))
+    assert media.schema is not None
+    return compile_validator(media.schema)
+
+
+def test_runtime_problems_validate_against_the_declared_schema(
+        shaped: tuple[App, Client]) -> None:
+    app, client = shaped
+    response = client.post("/strict?n=x", json={"nope": 1})
+    assert response.status == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    document = response.json()
+    assert document == {"title": "Bad Request", "status": "400",
+                        "detail": "the request does not match the API description",
+                        "errors": ["query n: 'x' is not a valid integer",
+                                   "body /name: is required"]}
+    assert _declared(app, "strict", "400").errors(document) == []
+    raised = client.post("/strict", json={"name": "x"})  # the handler's own HTTPError
+    assert raised.status == 404 and raised.json()["errors"] == ["path x: gone"]
+    assert _declared(app, "strict", "404").errors(raised.json()) == []
+    refused = client.post("/strict", data=b"x", content_type="text/plain")
+    assert refused.json()["status"] == 415  # a status it does not declare: as it is
+    classic = client.get("/classic?n=x").json()
+    assert (classic["code"], classic["message"]) == (400, classic["detail"])
+    assert _declared(app, "classic", "default").errors(classic) == []
+
+
+def test_only_operations_that_need_a_shape_pay_for_one(shaped: tuple[App, Client]) -> None:
+    app, client = shaped
+    pipelines = {pipeline.operation.operation_id: pipeline
+                 for _, _, pipeline in app.router.routes()}
+    assert pipelines["canonical"].serve.__name__ == "serve"  # not wrapped
+    assert pipelines["strict"].serve.__name__ == "serve_shaped"
+    document = client.get("/canonical?n=x").json()
+    assert document["errors"] == [{"in": "query", "name": "n",
+                                   "message": "'x' is not a valid integer"}]
+
+
+def test_an_unsatisfiable_error_schema_is_reported_once_naming_its_pointer(
+        shaped: tuple[App, Client], caplog: pytest.LogCaptureFixture) -> None:
+    warnings = [record.getMessage() for record in caplog.get_records("setup")
+                if record.levelno == logging.WARNING and "problem answers" in record.getMessage()]
+    assert len(warnings) == 1, warnings  # two operations, one schema: one warning
+    assert warnings[0].startswith(
+        "/components/responses/Impossible/content/application~1problem+json/schema:")
+    assert "timestamp" in warnings[0] and "errors items must be integer" in warnings[0]
+    _, client = shaped
+    assert client.get("/impossible?n=x").status == 400  # answered all the same
+
+
+def test_brrtrouter_problem_details_get_errors_as_strings(apps: list[object]) -> None:
+    app = create_app(REFERENCE_PETSTORE, mock=True,
+                     environ={"BRRTR_API_KEY__ApiKeyHeader": "k"})
+    apps.append(app)
+    client = Client(app, headers={"X-API-Key": "k"})
+    for response in (client.get("/pets?limit=1000"),
+                     client.post("/pets", data=b"{", content_type="application/json")):
+        document = response.json()
+        assert response.status == 400 and document["errors"], document
+        assert all(isinstance(error, str) for error in document["errors"])
+    assert document["errors"][0].startswith("body: malformed JSON")

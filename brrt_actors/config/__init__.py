@@ -10,7 +10,7 @@ config file's `actors.defaults`, the built-in defaults (see `operations`).
 
 The modules, one concept each: `settings` (the dataclasses), `knobs` (each setting's
 variable and value parser), `file` (the YAML config file), `load` (`load_settings`),
-`operations` (per-operation actor tuning).
+`operations` (per-operation actor tuning), `compression` (the ``compression:`` section).
 """
 from __future__ import annotations
 

@@ -2,8 +2,11 @@
 
 Sections: ``server`` (one key per server knob), ``actors`` (``defaults`` and
 ``operations``), ``validation`` (``responses``), ``security`` (kept as written for the
-security stage), and BRRTRouter's ``http`` and ``cors`` (so that its config.yaml loads;
-what they mean here is taken, the rest noted as without effect).
+security stage), ``cors`` (BRRTRouter's keys, read by `brrt_actors.config.cors`),
+``rate_limit`` (read by `brrt_actors.config.rate_limit`), ``compression`` (BRRTRouter's
+keys and more, read by `brrt_actors.config.compression`), and
+BRRTRouter's ``http`` (so that its config.yaml loads; what it means here is taken, the rest
+noted as without effect).
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from typing import Any, Final
 
 import yaml
 
+from brrt_actors.config.compression import COMPRESSION_KEYS
+from brrt_actors.config.cors import CORS_KEYS
 from brrt_actors.config.knobs import (
     ACTOR_KNOB_BY_NAME,
     RESPONSES_KNOB,
@@ -21,6 +26,7 @@ from brrt_actors.config.knobs import (
     describe,
     parse_knob,
 )
+from brrt_actors.config.rate_limit import RATE_LIMIT_KEYS
 from brrt_actors.errors import Problem
 
 __all__ = ["FILE_SECTIONS", "ConfigFile", "read_config_file"]
@@ -30,9 +36,12 @@ FILE_SECTIONS: Final = {
     "actors": frozenset({"defaults", "operations"}),
     "validation": frozenset({"responses"}),
     "security": None,  # kept as written for the security stage
-    # BRRTRouter's sections, so that its config.yaml loads (see _brrtrouter_sections).
+    # BRRTRouter's sections, so that its config.yaml loads: `http` (see
+    # _brrtrouter_sections) and `cors` (its keys, see brrt_actors.config.cors).
     "http": None,
-    "cors": None,
+    "cors": frozenset(CORS_KEYS),
+    "rate_limit": RATE_LIMIT_KEYS,  # read by brrt_actors.config.rate_limit
+    "compression": frozenset(COMPRESSION_KEYS),  # read by brrt_actors.config.compression
 }
 _ACTOR_KEYS: Final = frozenset(ACTOR_KNOB_BY_NAME)
 _NO_EFFECT = "accepted but has no effect here"
@@ -93,7 +102,7 @@ class ConfigFile:
 
     def _brrtrouter_sections(self, values: dict[str, Any], problems: list[Problem],
                              notes: list[Problem]) -> None:
-        """Take what BRRTRouter's `http:` and `cors:` sections mean here; note the rest."""
+        """Take what BRRTRouter's `http:` section means here; note the rest."""
         keepalive = SERVER_KNOB_BY_NAME["keepalive_timeout_s"]
         prefix = self.prefix
         for key, raw in self.sections["http"].items():
@@ -119,9 +128,6 @@ class ConfigFile:
             else:
                 notes.append((where, f"{_NO_EFFECT} (not a BRRTRouter http setting "
                                      "brrt_actors knows)"))
-        if "cors" in self.data:
-            notes.append((f"{prefix}cors", f"{_NO_EFFECT} yet: CORS support comes in a later "
-                                           "version"))
 
 
 def read_config_file(path: str | None, problems: list[Problem]) -> ConfigFile:

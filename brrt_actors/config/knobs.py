@@ -112,10 +112,43 @@ def _switch(value: object) -> bool:
     raise Invalid("on or off (or true/false, 1/0, yes/no)")
 
 
+#: The on/off parser, for the sections read by other modules (`brrt_actors.config.cors`).
+parse_switch: Final = _switch
+
+
+def _fraction(value: object) -> float:
+    allowed = "a number from 0 to 1 (0.1: one request in ten)"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Invalid(allowed)
+    try:
+        number = float(value)
+    except ValueError as ex:
+        raise Invalid(allowed) from ex
+    if not 0.0 <= number <= 1.0:  # NOTE: NaN fails both comparisons
+        raise Invalid(allowed)
+    return number
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise Invalid("a non-empty string")
     return value.strip()
+
+
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+\Z")
+
+
+def _url_prefix(value: object) -> str:
+    allowed = ("a URL path such as /static: '/' then segments of letters, digits and "
+               "-._~ (no '.' or '..' segment, no %-escapes)")
+    if not isinstance(value, str) or not value.strip().startswith("/"):
+        raise Invalid(allowed)
+    segments = value.strip().strip("/").split("/")
+    if segments == [""]:
+        return "/"
+    if any(s in (".", "..") or not _PATH_SEGMENT.match(s) for s in segments):
+        raise Invalid(allowed)
+    return "/" + "/".join(segments)
 
 
 # -- the knobs -----------------------------------------------------------------------------
@@ -153,7 +186,17 @@ SERVER_KNOBS: Final = (
     Knob("shutdown_grace_s", "BRRTR_SHUTDOWN_GRACE_S", _number(0)),
     Knob("metrics", "BRRTR_METRICS", _switch),
     Knob("http_engine", "BRRTR_HTTP_ENGINE", _choice(*HTTP_ENGINES)),
+    Knob("max_blocking_ms", "BRRTR_MAX_BLOCKING_MS", _integer(0)),
     Knob("workers", "BRRTR_WORKERS", _integer(1)),
+    Knob("static_dir", "BRRTR_STATIC_DIR", _text),
+    Knob("static_prefix", "BRRTR_STATIC_PREFIX", _url_prefix),
+    Knob("static_chunk_bytes", "BRRTR_STATIC_CHUNK_BYTES", _integer(1024, 16 * 1024 * 1024)),
+    Knob("access_log", "BRRTR_ACCESS_LOG", _switch),
+    Knob("access_log_sample", "BRRTR_ACCESS_LOG_SAMPLE", _fraction),
+    Knob("tracing", "BRRTR_TRACING", _switch),
+    Knob("sse_heartbeat_s", "BRRTR_SSE_HEARTBEAT_S", _number(0.1)),
+    Knob("sse_max_streams", "BRRTR_SSE_MAX_STREAMS", _integer(1)),
+    Knob("sse_buffer_events", "BRRTR_SSE_BUFFER_EVENTS", _integer(1, 100000)),
 )
 SERVER_KNOB_BY_NAME: Final = {knob.name: knob for knob in SERVER_KNOBS}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from brrt_actors.config.compression import read_compression_settings
+from brrt_actors.config.cors import read_cors_settings
 from brrt_actors.config.file import read_config_file
 from brrt_actors.config.knobs import (
     ACTOR_KNOBS,
@@ -17,19 +19,25 @@ from brrt_actors.config.knobs import (
     parse_knob,
     per_operation_knob,
 )
+from brrt_actors.config.rate_limit import read_rate_limit
 from brrt_actors.config.settings import ActorSettings, Settings
 from brrt_actors.errors import ConfigError, Problem
 
 __all__ = ["load_settings"]
 
+#: The OpenTelemetry variables that turn span export on (when the `otel` extra is installed).
+OTEL_SWITCHES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                 "OTEL_TRACES_EXPORTER")
+
 
 def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
                   host: str | None = None, port: int | None = None,
-                  workers: int | None = None) -> Settings:
+                  workers: int | None = None, static_dir: str | None = None) -> Settings:
     """Read the config file and the environment into checked `Settings`.
 
-    Environment variables override the config file; `host`, `port` and `workers` (the
-    command line's ``--host``, ``--port`` and ``--workers``) override both.
+    Environment variables override the config file; `host`, `port`, `workers` and
+    `static_dir` (the command line's ``--host``, ``--port``, ``--workers`` and
+    ``--static-dir``) override both.
 
     Raises:
         ConfigError: every malformed or out-of-range value, unknown config file key,
@@ -47,9 +55,11 @@ def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
             parsed = parse_knob(knob, raw, knob.env, problems)
             if parsed is not None:
                 values[knob.name] = parsed
-    for name, given in (("host", host), ("port", port), ("workers", workers)):
+    for name, given in (("host", host), ("port", port), ("workers", workers),
+                        ("static_dir", static_dir)):
         if given is not None:
-            parsed = parse_knob(SERVER_KNOB_BY_NAME[name], given, f"--{name}", problems)
+            parsed = parse_knob(SERVER_KNOB_BY_NAME[name], given,
+                                f"--{name.replace('_', '-')}", problems)
             if parsed is not None:
                 values[name] = parsed
 
@@ -62,6 +72,12 @@ def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
             if parsed is not None:
                 defaults[knob.name] = parsed
     per_operation = file.actor_operations(problems)
+    cors = read_cors_settings(file.sections["cors"], environ, file.prefix, problems)
+    compression = read_compression_settings(file.sections["compression"], environ,
+                                            file.prefix, problems)
+    rate_limit = read_rate_limit(file.sections["rate_limit"], environ, file.prefix, problems,
+                                 notes)
+    otel = {name: value for name in OTEL_SWITCHES if (value := env_value(environ, name))}
 
     # Per-operation variables: check their values now, match them to operations later.
     operation_env = {name: value for name, value in environ.items()
@@ -81,6 +97,10 @@ def load_settings(environ: Mapping[str, str], config_file: str | None = None, *,
         actor_defaults=ActorSettings(**defaults),
         actor_operations=per_operation,
         operation_env=operation_env,
+        cors=cors,
+        compression=compression,
+        rate_limit=rate_limit,
+        otel=otel,
         security=file.sections["security"],
         config_file=config_file,
         file=file.data,

@@ -1,14 +1,21 @@
 """Per-operation actor tuning: which settings apply to one operation, most specific first.
 
-    x-brrt-actor on the operation             (spec; x-brrtrouter-deadline-ms just below it)
     BRRTR_HANDLER_WORKERS__<operationId> ...  (env; suffix as written or upper-cased)
+    x-brrt-actor on the operation             (spec; x-brrtrouter-deadline-ms just below it)
     actors.operations.<operationId>           (config file)
     BRRTR_HANDLER_WORKERS ...                 (env, global)
     actors.defaults                           (config file)
     ActorSettings()                           (built-in defaults)
 
-The last three are already merged by `load_settings` (`Settings.actor_defaults`,
-`Settings.actor_operations`); this module adds the per-operation ones.
+The spec is the designer's default; a per-operation variable is the operator's decision at
+deploy time, so it wins (and the start log says so, `ActorPlan.overrides`). The last three are
+already merged by `load_settings` (`Settings.actor_defaults`, `Settings.actor_operations`);
+this module adds the per-operation ones, and tells where each value came from
+(`ActorPlan.sources`, shown by ``brrt routes``).
+
+An operation served at a probe path (`PROBE_PATHS`: the spec's own /health or /ready) is not
+shed like the rest: unless its own settings say otherwise, it waits for room in its mailbox
+(policy ``block``) for as long as its deadline, whatever the global defaults say.
 """
 from __future__ import annotations
 
@@ -34,13 +41,15 @@ from brrt_actors.errors import ConfigError, Problem
 if TYPE_CHECKING:
     from brrt_actors.spec.model import Operation
 
-__all__ = ["actor_settings_for", "check_operation_env", "env_suffix",
+__all__ = ["PROBE_PATHS", "actor_settings_for", "check_operation_env", "env_suffix",
            "resolve_actor_settings"]
 
 # NOTE: the package's name, as before the split, so that log filters keep working.
 logger = logging.getLogger("brrt_actors.config")
 
 ACTOR_EXTENSION: Final = "x-brrt-actor"
+#: Paths where an operation answers liveness or readiness probes (those of the built-ins).
+PROBE_PATHS: Final = frozenset({"/health", "/ready"})
 BRRTR_DEADLINE_EXTENSION: Final = "x-brrtrouter-deadline-ms"
 BRRTR_STACK_EXTENSION: Final = "x-brrtrouter-stack-size"
 
@@ -97,21 +106,75 @@ def _spec_actor_values(operation: Operation, problems: list[Problem],
     return values
 
 
+def _default_sources(settings: Settings) -> dict[str, str]:
+    """Where each value of `Settings.actor_defaults` came from."""
+    actors = settings.file.get("actors")
+    file_defaults = actors.get("defaults") if isinstance(actors, dict) else None
+    builtin = ActorSettings()
+    sources: dict[str, str] = {}
+    for knob in ACTOR_KNOBS:
+        value = getattr(settings.actor_defaults, knob.name)
+        if (isinstance(file_defaults, dict) and knob.name in file_defaults
+                and parse_knob(knob, file_defaults[knob.name], "", []) == value):
+            sources[knob.name] = "config file actors.defaults"
+        elif value != getattr(builtin, knob.name):
+            sources[knob.name] = f"env {knob.env}"
+        else:
+            sources[knob.name] = "default"
+    return sources
+
+
 def _resolve(settings: Settings, operation: Operation, environ: Mapping[str, str],
-             problems: list[Problem], notes: list[Problem]) -> ActorSettings:
+             problems: list[Problem], notes: list[Problem],
+             sources: dict[str, str] | None = None,
+             overrides: list[Problem] | None = None) -> ActorSettings:
     operation_id = operation.operation_id
+    if sources is not None:
+        sources.update(_default_sources(settings))
     values: dict[str, Any] = dict(settings.actor_operations.get(operation_id, {}))
+    if sources is not None:
+        sources.update(dict.fromkeys(values, f"config file actors.operations.{operation_id}"))
+    env_values: dict[str, tuple[str, str, Any]] = {}  # knob -> (variable, raw, parsed)
     for knob in ACTOR_KNOBS:
         found = _operation_env(environ, knob.env, operation_id, problems)
         if found is not None:
             parsed = parse_knob(knob, found[1], found[0], problems)
             if parsed is not None:
-                values[knob.name] = parsed
+                env_values[knob.name] = (found[0], found[1].strip(), parsed)
     stack = _operation_env(environ, STACK_SIZE_ENV, operation_id, problems)
     if stack is not None:
         notes.append((stack[0], NO_STACK))
-    values.update(_spec_actor_values(operation, problems, notes))
-    return replace(settings.actor_defaults, **values)
+    spec_values = _spec_actor_values(operation, problems, notes)
+    values.update(spec_values)
+    if sources is not None:
+        tuning = operation.extensions.get(ACTOR_EXTENSION)
+        for key in spec_values:
+            extension = (ACTOR_EXTENSION if isinstance(tuning, dict) and key in tuning
+                         else BRRTR_DEADLINE_EXTENSION)
+            sources[key] = f"spec {operation.pointer}/{extension}"
+    for key, (variable, raw, parsed) in env_values.items():
+        if key in spec_values and overrides is not None:
+            overrides.append((variable, f"{raw} overrides the spec's {spec_values[key]} for "
+                                        f"{key} of {operation_id!r} (the operator's "
+                                        "variable wins over x-brrt-actor)"))
+        values[key] = parsed
+        if sources is not None:
+            sources[key] = f"env {variable}"
+    resolved = replace(settings.actor_defaults, **values)
+    if operation.path in PROBE_PATHS:
+        # NOTE: a probe answered 503 because its mailbox is full gets a busy but healthy
+        # process restarted (liveness) or taken out of rotation (readiness): it waits for room
+        # instead, up to its deadline, unless the operation's own settings say otherwise.
+        if "policy" not in values:
+            resolved = replace(resolved, policy="block")
+            if sources is not None:
+                sources["policy"] = "probe path"
+        if "block_timeout_ms" not in values:
+            resolved = replace(resolved, block_timeout_ms=resolved.deadline_ms
+                               or ActorSettings().deadline_ms)
+            if sources is not None:
+                sources["block_timeout_ms"] = "probe path"
+    return resolved
 
 
 def actor_settings_for(settings: Settings, operation: Operation,
@@ -208,8 +271,12 @@ def resolve_actor_settings(settings: Settings, operations: Iterable[Operation],
         check_operation_env(env, ids, settings=settings, notes=notes)
     except ConfigError as ex:
         problems.extend(ex.problems)
-    per_operation = {op.operation_id: _resolve(settings, op, env, problems, notes)
-                     for op in operations}
+    sources: dict[str, dict[str, str]] = {}
+    overrides: list[Problem] = []
+    per_operation = {
+        op.operation_id: _resolve(settings, op, env, problems, notes,
+                                  sources.setdefault(op.operation_id, {}), overrides)
+        for op in operations}
     if problems:
         raise ConfigError(problems)
-    return ActorPlan(per_operation, tuple(dict.fromkeys(notes)))
+    return ActorPlan(per_operation, tuple(dict.fromkeys(notes)), sources, tuple(overrides))

@@ -5,18 +5,30 @@ failed app's.
 An answer whose body is in hand goes out in one send with its head; a streamed one is framed
 as it comes (chunked, or cut at the app's Content-Length). The engine owns the hop-by-hop
 headers: it frames the body and says whether the connection stays open.
+
+A streamed body finds in its request's environ, under `KEEP_STREAMING`, a ``() -> bool`` it
+may call between pieces (server-sent events do, at each heartbeat): False once the client
+closed or reset the connection, or the server is stopping.
 """
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from types import TracebackType
+
+from gevent import monkey
 
 from brrt_actors.engine import wire
 from brrt_actors.engine.connection_base import ClientGone, ConnectionBase
 from brrt_actors.engine.message import BodyReadError, Message
 
-__all__ = ["Answering"]
+__all__ = ["KEEP_STREAMING", "Answering"]
+
+#: The environ key of a streamed answer's ``() -> bool`` (see the module's docstring).
+KEEP_STREAMING = "brrt.keep_streaming"
+# NOTE: the real select: a zero-timeout look, never a wait.
+_select = monkey.get_original("select", "select")
 
 _log = logging.getLogger("brrt_actors.server")
 
@@ -58,10 +70,12 @@ class Answering(ConnectionBase):
         """
         req = self._req
         assert req is not None and self._status is not None
-        if req.error:
-            raise BodyReadError(req.detail, req.error)  # NOTE: the engine answers instead of the app
+        if req.error:  # NOTE: the engine answers instead of the app
+            raise BodyReadError(req.detail, req.error)
         line, code = _STATUS.get(self._status) or wire.status_line(self._status)
-        keep = req.keep_alive and not self.server.draining
+        # NOTE: while stopping, the requests already read (pipelined) are answered too; the
+        # last one says the connection ends.
+        keep = req.keep_alive and (not self.server.draining or bool(self._queue))
         given = -1
         date = wire.date_block
         parts = []
@@ -143,7 +157,8 @@ class Answering(ConnectionBase):
     def _respond(self, req: Message) -> bool:
         """Serve one request; return True when the connection may carry another."""
         if req.error:
-            self._send(wire.request_problem(req.error, req.detail, req.environ))
+            self._send(wire.request_problem(req.error, req.detail, req.environ,
+                                            cors=wire.cors_hook(self.server.application)))
             return False
         self._req = req
         self._status = None
@@ -170,6 +185,9 @@ class Answering(ConnectionBase):
         return self._keep and req.complete
 
     def _stream(self, result: Iterable[bytes]) -> None:
+        assert self._req is not None
+        # NOTE: set here, not per request: only streamed bodies (lazy, read below) ask.
+        self._req.environ[KEEP_STREAMING] = self._keep_streaming
         try:
             for data in result:
                 if data:
@@ -189,6 +207,19 @@ class Answering(ConnectionBase):
             if close is not None:
                 close()
 
+    def _keep_streaming(self) -> bool:
+        """Tell a streamed body to go on: False once the client left or the server stops."""
+        if self.server.draining:
+            return False
+        sock = self.sock
+        try:
+            if not _select([sock], [], [], 0)[0]:
+                return True  # nothing came: the client is there, or its reset is on the way
+            # NOTE: a peek leaves a pipelined request for the parser; b"" is the client's FIN.
+            return bool(sock.recv(1, socket.MSG_PEEK))
+        except (OSError, ValueError):  # NOTE: reset, or the socket already closed
+            return False
+
     def _failed_app(self, req: Message, ex: Exception) -> bool:
         if isinstance(ex, ClientGone):
             raise ex
@@ -202,13 +233,15 @@ class Answering(ConnectionBase):
         # NOTE: the app may have chosen the request's id (and logged with it) before it
         # failed, or before the engine replaced its answer: the engine's answer keeps it.
         request_id = self._app_request_id()
+        cors = wire.cors_hook(self.server.application)
         if req.error:
-            self._send(wire.request_problem(req.error, req.detail, req.environ, request_id))
+            self._send(wire.request_problem(req.error, req.detail, req.environ, request_id,
+                                            cors=cors))
             return False
         _log.error("unhandled error in the WSGI app on %s %s",
                    req.environ["REQUEST_METHOD"], req.environ["RAW_URI"], exc_info=ex)
         self._send(wire.request_problem(500, "internal server error", req.environ,
-                                        request_id))
+                                        request_id, cors=cors))
         return False
 
     def _app_request_id(self) -> str | None:

@@ -10,10 +10,17 @@ not read ahead: the app's ``wsgi.input`` pulls it from the socket (and sends
 Limits answered by the engine itself, with a problem+json body and ``Connection: close``:
 414 (request target), 431 (header count or size), 413 (body), 400 (anything llhttp rejects,
 among them request smuggling shapes: Content-Length with Transfer-Encoding, duplicate
-Content-Length, obs-fold, CR/LF in a header value, bad chunk sizes), 408 (headers not
-complete within ``header_timeout_s`` of their first byte, or a body that stalls). Rendered
-by `brrt_actors.problem` as the app's answers are: ``X-Request-ID`` (the app's, the
-client's sane one, or a new one) and ``instance`` once the request target was parsed.
+Content-Length, obs-fold, CR/LF in a header value, bad chunk sizes; no ``Host`` in
+HTTP/1.1, or two), 501 (a method not served), 505 (not HTTP/1.x, HTTP/2's preface too), 408
+(headers not complete within ``header_timeout_s`` of their first byte, or a body that
+stalls). Rendered by `brrt_actors.problem` as the app's answers are: ``X-Request-ID`` (the
+app's, the client's sane one, or a new one) and ``instance`` once the request target was
+parsed.
+
+While the server stops (``draining``), every request already read is answered, the last
+with ``Connection: close``; a connection waiting for its next request is closed cleanly:
+FIN first, then what the client sent meanwhile is dropped (`linger`), never a reset. A
+request the grace period cut gets 503 with ``Retry-After``.
 
 The connection is one object written in four modules: `connection_base` (its state, what
 it needs of its server, the socket waits), `parsing` (httptools' callbacks, the head's
@@ -31,12 +38,17 @@ from gevent import GreenletExit
 
 from brrt_actors.engine import wire
 from brrt_actors.engine.answering import Answering
-from brrt_actors.engine.connection_base import RECV_SIZE, Expired
+from brrt_actors.engine.connection_base import RECV_SIZE, Expired, linger
 from brrt_actors.engine.parsing import RequestParsing
 
 __all__ = ["Connection", "Expired"]
 
 _log = logging.getLogger("brrt_actors.server")
+
+# NOTE: a connection closed by a stop between two requests sends its FIN, then drops what
+# the client sent before it saw the FIN, for this long at most: closing with unread bytes
+# would send a reset instead of a clean close.
+_DRAIN_LINGER_S = 0.25
 
 
 class Connection(RequestParsing, Answering):
@@ -54,13 +66,6 @@ class Connection(RequestParsing, Answering):
         """True only while waiting for the next request (nothing in flight or half-read)."""
         return self in self.server.idle_connections
 
-    def _settimeout(self, timeout: float) -> None:
-        # NOTE: only for the last words (linger, the answer to a stop); the hot path waits
-        # without a socket timeout, bounded by `deadline` instead.
-        if timeout != self._timeout:
-            self.sock.settimeout(timeout)
-            self._timeout = timeout
-
     # --- the loop -----------------------------------------------------------------------
 
     def serve(self) -> None:
@@ -72,10 +77,12 @@ class Connection(RequestParsing, Answering):
         except GreenletExit:  # the server is stopping and the grace period is over
             if self._req is not None and not self._sent:
                 with contextlib.suppress(OSError):
-                    self._settimeout(0.5)
+                    # NOTE: the hot path waits without a socket timeout (bounded by
+                    # `deadline`); these last words have one of their own.
+                    self.sock.settimeout(0.5)
                     self.sock.sendall(wire.request_problem(
                         503, "the server stopped before the answer was ready",
-                        self._req.environ, self._app_request_id()))
+                        self._req.environ, self._app_request_id(), wire.RETRY_AFTER))
         except Exception:
             _log.exception("the HTTP engine failed on a connection")
         finally:
@@ -109,8 +116,10 @@ class Connection(RequestParsing, Answering):
                 self._send(self._failed[1])
                 # NOTE: a client too slow with its head gets no more of our time than this.
                 return self._linger(0.2 if self._failed[0] == 408 else 1.0)
-            if self._eof or server.draining:
+            if self._eof:
                 return None
+            if server.draining and not self._in_head:
+                return self._linger(_DRAIN_LINGER_S)  # NOTE: never cuts a request begun
             if self._in_head:  # part of the next request's head is here: its deadline runs
                 if self._head_deadline <= monotonic():
                     self._fail(408, "the request head did not arrive in time")
@@ -125,7 +134,9 @@ class Connection(RequestParsing, Answering):
                 data = recv(RECV_SIZE)
             except Expired:
                 if not self._in_head:
-                    return None  # idle for keepalive_timeout_s, or evicted: close quietly
+                    # idle for keepalive_timeout_s, or evicted: close quietly; closed by a
+                    # stop (`HttptoolsServer.close_idle`): close cleanly
+                    return self._linger(_DRAIN_LINGER_S) if server.draining else None
                 self._fail(408, "the request head did not arrive in time")
                 continue
             finally:
@@ -136,17 +147,5 @@ class Connection(RequestParsing, Answering):
             self._feed(data)
 
     def _linger(self, seconds: float = 1.0) -> None:
-        # NOTE: closing with unread bytes in the receive buffer makes the kernel send a
-        # reset, which can destroy the answer just sent; read (and drop) a little first.
-        sock = self.sock
-        with contextlib.suppress(OSError):
-            sock.shutdown(1)  # SHUT_WR: the client sees the end of our answer
-            self._settimeout(min(seconds, 0.5))
-            deadline = time.monotonic() + seconds
-            budget = 1 << 20
-            while budget > 0 and time.monotonic() < deadline:
-                data = sock.recv(RECV_SIZE)
-                if not data:
-                    break
-                budget -= len(data)
+        linger(self.sock, seconds)
 

@@ -9,6 +9,8 @@ not objects of their own: the hot path pays no extra attribute lookup or call fo
 """
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
     from gevent.socket import socket as Socket
 
-__all__ = ["RECV_SIZE", "ClientGone", "ConnectionBase", "ConnectionServer", "Expired"]
+__all__ = ["RECV_SIZE", "ClientGone", "ConnectionBase", "ConnectionServer", "Expired", "linger"]
 
 #: Most bytes taken from the socket by one read.
 RECV_SIZE = 65536
@@ -48,6 +50,25 @@ class ConnectionServer(Protocol):
     max_header_bytes: int
 
 
+def linger(sock: Socket, seconds: float) -> None:
+    """Send the FIN, then read and drop what the client still sends, for `seconds` at most.
+
+    Closing with unread bytes in the receive buffer makes the kernel send a reset, which
+    can destroy the answer just sent, or turn a clean close between two requests into a
+    reset of the client's next one. Returns at the client's own close; never raises.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)  # the client sees the end of our answer
+        sock.settimeout(min(seconds, 0.5))
+        deadline = time.monotonic() + seconds
+        budget = 1 << 20
+        while budget > 0 and time.monotonic() < deadline:
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                break
+            budget -= len(data)
+
+
 class Expired(TimeoutError):
     """A wait on the socket went past the connection's deadline."""
 
@@ -67,7 +88,7 @@ class ConnectionBase:
         "_base", "_base_len", "_chunked", "_current", "_environ", "_eof", "_extra", "_failed",
         "_feeding", "_head_deadline", "_in_head", "_in_message", "_keep", "_left", "_msg_fed",
         "_no_body", "_parser", "_queue", "_reject", "_req", "_resp_headers", "_sent", "_status",
-        "_timeout", "_url", "deadline", "greenlet", "server", "sock",
+        "_url", "deadline", "greenlet", "server", "sock",
     )
 
     def __init__(self, server: ConnectionServer, sock: Socket, address: Any) -> None:
@@ -101,7 +122,6 @@ class ConnectionBase:
         self._reject: tuple[int, str] = (400, "")
         self._failed: tuple[int, bytes] | None = None  # (status, the answer to send)
         self._eof = False
-        self._timeout: float | None = None
         # response state
         self._req: Message | None = None
         self._status: str | None = None

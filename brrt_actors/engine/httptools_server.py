@@ -177,6 +177,17 @@ class HttptoolsServer(StreamServer):
         _log.debug("the pool is full: closed the longest-idle connection to make room for a "
                    "new one (%d so far)", self.evicted_idle)
 
+    def close_idle(self) -> None:
+        """Close the connections waiting for their next request, as a stop does.
+
+        Call it in the hub (``loop.run_callback``), with `draining` set: a connection is idle
+        only while blocked in its wait for the next request, so none is taken in the middle
+        of one, and one that got a request meanwhile answers it (``Connection: close``).
+        Each sends its FIN and drops what the client sent before seeing it (no reset).
+        """
+        for conn in list(self.idle_connections):
+            conn.expire()  # NOTE: synchronous: it leaves `idle_connections` within the call
+
     def connection_stats(self) -> dict[str, int]:
         """Return the connection figures, read on demand (for /metrics).
 

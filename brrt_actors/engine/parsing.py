@@ -2,13 +2,17 @@
 reading a request body.
 
 The callbacks fill each request's environ as its head comes (a copy of the connection's
-base environ) and check the head's limits (414, 431, 505, 413 by Content-Length) as it
-comes; a refusal raised inside a callback stops the parser (`_Reject`), and `_fail` turns
-it into the connection's last answer. A parsed request joins the connection's queue; its
-body is read only when the app's ``wsgi.input`` asks for it (`fill`).
+base environ) and check the head as it comes: its limits (414, 431, 413 by
+Content-Length), its version (505, HTTP/2's preface too), its ``Host`` (400 when an
+HTTP/1.1 request has none, or any request more than one: RFC 9112 section 3.2) and its
+method (501 unless one of RFC 9110's or PATCH). A refusal raised inside a callback stops
+the parser (`_Reject`), and `_fail` turns it into the connection's last answer. A parsed
+request joins the connection's queue; its body is read only when the app's ``wsgi.input``
+asks for it (`fill`).
 """
 from __future__ import annotations
 
+import re
 import time
 
 import httptools
@@ -21,9 +25,15 @@ from brrt_actors.problem import body_too_large
 __all__ = ["RequestParsing"]
 
 _KEYS = wire._KEYS
+#: The methods served: RFC 9110's and PATCH (RFC 5789); any other gets 501.
 _METHODS = {m.encode(): m for m in
             ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")}
+_UNKNOWN_METHOD = f"the method is not served here; use one of {', '.join(_METHODS.values())}"
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_VERSIONS = "only HTTP/1.0 and HTTP/1.1 are served"
+# A request line (a method token, a target, HTTP): llhttp stops at an unknown method before
+# the line ends, so the refused message is found by its method among those in the data.
+_REQUEST_LINE = re.compile(rb"(?:\A|\n)([!#$%&'*+.^_`|~0-9A-Za-z-]+) [^ \r\n]+ HTTP/")
 
 
 class _Reject(Exception):
@@ -65,6 +75,9 @@ class RequestParsing(ConnectionBase):
         if not key:
             self._extra += 1
         elif key in environ:
+            if key == "HTTP_HOST":  # NOTE: RFC 9112 section 3.2, in any version
+                self._reject = (400, "more than one Host header")
+                raise _Reject
             self._extra += 1
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value.decode("latin-1")
         else:
@@ -92,7 +105,7 @@ class RequestParsing(ConnectionBase):
         version = parser.get_http_version()
         protocol = _PROTOCOLS.get(version)
         if protocol is None:
-            self._reject = ((505, "only HTTP/1.0 and HTTP/1.1 are served")
+            self._reject = ((505, _VERSIONS)
                             if version[:1] > "1" else (400, "malformed request line"))
             raise _Reject
         length = environ.get("CONTENT_LENGTH")
@@ -100,9 +113,15 @@ class RequestParsing(ConnectionBase):
             # SECURITY: refused before a single body byte is read.
             self._reject = (413, body_too_large(server.max_body_bytes))
             raise _Reject
-        self._environ = None  # NOTE: what comes after the head (trailers) is dropped
+        if "HTTP_HOST" not in environ and protocol == "HTTP/1.1":  # RFC 9112 section 3.2
+            self._reject = (400, "an HTTP/1.1 request needs a Host header")
+            raise _Reject
         raw_method = parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("latin-1")
+        method = _METHODS.get(raw_method)
+        if method is None:
+            self._reject = (501, _UNKNOWN_METHOD)
+            raise _Reject
+        self._environ = None  # NOTE: what comes after the head (trailers) is dropped
         raw = self._url.decode("latin-1")
         path, _, query = raw.partition("?")
         environ["REQUEST_METHOD"] = method
@@ -155,8 +174,21 @@ class RequestParsing(ConnectionBase):
         except httptools.HttpParserCallbackError:
             self._fail(*self._reject)
             return
+        except httptools.HttpParserInvalidMethodError as ex:
+            if any(line[1] not in _METHODS for line in _REQUEST_LINE.finditer(data)):
+                self._fail(501, _UNKNOWN_METHOD)
+            else:
+                self._fail(400, f"malformed request: {ex}")
+            return
         except httptools.HttpParserError as ex:
-            self._fail(400, f"malformed request: {ex}")
+            parser = self._parser
+            # NOTE: llhttp stops at HTTP/2's prior-knowledge preface ("PRI * HTTP/2.0"), and
+            # at versions it does not know (HTTP/3.0); it passes HTTP/2.0 (505 when the head
+            # is complete).
+            if parser.get_method() == b"PRI" or parser.get_http_version()[:1] > "1":
+                self._fail(505, _VERSIONS)
+            else:
+                self._fail(400, f"malformed request: {ex}")
             return
         if self._in_message:
             # SECURITY: httptools buffers a header line (and trailers) until it ends; these
@@ -193,7 +225,8 @@ class RequestParsing(ConnectionBase):
         # when the next begins), or the head's end, followed it.
         if not in_head or len(environ) > self._base_len or self._extra:
             environ["RAW_URI"] = self._url.decode("latin-1")
-        return wire.request_problem(status, detail, environ)
+        return wire.request_problem(status, detail, environ,
+                                    cors=wire.cors_hook(self.server.application))
 
     def fill(self, req: Message) -> None:
         """Read more of `req`'s body from the socket (the app's ``wsgi.input`` calls it).

@@ -23,7 +23,9 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from greenlet import greenlet
 
 from brrt_actors.engine import wire
+from brrt_actors.engine.connection_base import linger
 from brrt_actors.engine.fdlimit import ensure_fd_limit
+from brrt_actors.engine.message import BodyReadError
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication, WSGIEnvironment
@@ -34,12 +36,44 @@ _log = logging.getLogger("brrt_actors.server")
 
 # NOTE: pywsgi's own limit (answers 414 at or above it); the stubs do not declare it.
 _MAX_REQUEST_LINE: int = getattr(pywsgi, "MAX_REQUEST_LINE", 8192)
+# NOTE: as the httptools engine's (`brrt_actors.engine.connection`).
+_DRAIN_LINGER_S = 0.25
 # What pywsgi's own refusals say (it answers these with a bare status line).
 _DETAILS = {
     400: "malformed request",
     414: f"the request line is longer than {_MAX_REQUEST_LINE - 1} bytes",
     500: "internal server error",
 }
+
+
+class _Drained(TimeoutError):
+    """Thrown into an idle connection by a stop."""
+
+
+class _Input(pywsgi.Input):
+    """pywsgi's ``wsgi.input``, where a body that stalls is the client's fault (408).
+
+    The app answers it as the httptools engine's `BodyReadError` (no traceback, counted
+    under 408), and the connection then ends: its stream is not in a known state.
+    """
+
+    __slots__ = ()
+
+    def read(self, length: int | None = None) -> bytes:
+        try:
+            return super().read(length)
+        except TimeoutError as ex:
+            raise self._stalled() from ex
+
+    def readline(self, size: int | None = None) -> bytes:
+        try:
+            return super().readline(size)
+        except TimeoutError as ex:
+            raise self._stalled() from ex
+
+    def _stalled(self) -> BodyReadError:
+        self._chunked_input_error = True  # NOTE: pywsgi's flag: do not read the rest
+        return BodyReadError("the request body stalled", 408)
 
 
 class _ConnectionHandler(WSGIHandler):
@@ -69,11 +103,15 @@ class _ConnectionHandler(WSGIHandler):
 
     def read_requestline(self) -> str:
         if self.server.draining:
-            return ""  # NOTE: stopping: end the keep-alive connection instead of waiting
+            # NOTE: stopping: end the keep-alive connection instead of waiting, cleanly
+            linger(self.socket, _DRAIN_LINGER_S)
+            return ""
         self.idle = True
         try:
             line = self.rfile.readline(_MAX_REQUEST_LINE)
-        except TimeoutError:
+        except TimeoutError as ex:
+            if isinstance(ex, _Drained):  # closed by a stop (`PywsgiServer.close_idle`)
+                linger(self.socket, _DRAIN_LINGER_S)
             return ""  # idle for keepalive_timeout_s: close quietly
         finally:
             self.idle = False
@@ -115,13 +153,18 @@ class _ConnectionHandler(WSGIHandler):
         # NOTE: PATH_INFO is already percent-decoded, so "%2F" and "/" look alike there; the
         # router matches on the raw target and decodes each path parameter itself.
         env["RAW_URI"] = self.path
+        if env.get("wsgi.input") is self.wsgi_input:
+            # NOTE: same slots: a stalled body then says 408 (`_Input`), at no extra cost.
+            self.wsgi_input.__class__ = _Input
         return env
 
     def finalize_headers(self) -> None:
         super().finalize_headers()
-        if self.server.draining and not self.close_connection:
+        failed = getattr(self.wsgi_input, "_chunked_input_error", False)  # NOTE: pywsgi's
+        if (self.server.draining or failed) and not self.close_connection:
             # NOTE: tell the client this connection ends here, so it does not send its next
-            # request into a socket we are about to close.
+            # request into a socket we are about to close (stopping), or whose body could
+            # not be read (what follows it cannot be taken for a request).
             self.close_connection = True
             # NOTE: pywsgi stores the headers latin-1 encoded (its stub says str).
             headers = cast("list[tuple[bytes, bytes]]", self.response_headers)
@@ -144,6 +187,11 @@ class _ConnectionHandler(WSGIHandler):
             if self.code is not None and self.code > 0:
                 self.code = -self.code
             raise
+
+    def log_error(self, msg: str, *args: object) -> None:
+        # NOTE: pywsgi's report of a request it refused (400): the client's fault, not an
+        # error of the server's (pywsgi would write it to the error log at ERROR).
+        _log.info("pywsgi refused a request " + msg, *args)
 
     def _log_error(self, t: type[BaseException], v: BaseException,
                    tb: TracebackType | None) -> None:
@@ -190,6 +238,15 @@ class PywsgiServer(WSGIServer):
         if self._pool.size is not None:
             ensure_fd_limit(self._pool.size)
         super().start()
+
+    def close_idle(self) -> None:
+        """Close the connections waiting for a request line, as a stop does.
+
+        As `HttptoolsServer.close_idle`: call it in the hub, with `draining` set.
+        """
+        for conn in list(self.connections):
+            if conn.idle and conn.greenlet is not None:
+                conn.greenlet.throw(_Drained())  # NOTE: from the hub, as a gevent Timeout
 
     def connection_stats(self) -> dict[str, int]:
         """Return the connection figures, read on demand (for /metrics).

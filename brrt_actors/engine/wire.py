@@ -8,7 +8,7 @@ and fixed headers are built once (ids and instances differ per answer).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -26,6 +26,9 @@ from brrt_actors.problem import (
 __all__ = [
     "CONTINUE",
     "LAST_CHUNK",
+    "RETRY_AFTER",
+    "CorsHook",
+    "cors_hook",
     "date_block",
     "date_line",
     "environ_key",
@@ -41,6 +44,9 @@ __all__ = [
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: The end of a chunked body (no trailers).
 LAST_CHUNK = b"0\r\n\r\n"
+#: The header of the engine's 503 answers (a stop killed the request): another process or
+#: replica can take the request at once.
+RETRY_AFTER = b"Retry-After: 1\r\n"
 SERVER = b"brrt_actors"
 
 # SECURITY: clients choose header names and apps choose status strings; the caches stop
@@ -172,7 +178,7 @@ def _problem_head(status: int) -> bytes:
 
 
 def problem_response(status: int, detail: str, *, instance: str | None = None,
-                     request_id: str | None = None) -> bytes:
+                     request_id: str | None = None, headers: bytes = b"") -> bytes:
     """Return a whole ``Connection: close`` problem+json answer (RFC 9457).
 
     Rendered by `brrt_actors.problem`, as the app's own answers are, with the
@@ -184,26 +190,45 @@ def problem_response(status: int, detail: str, *, instance: str | None = None,
         instance: the request's path, when the request target was parsed.
         request_id: the request's id as known so far (the client's or the app's); echoed
             when sane (`request_id_from`), else (or when None) a new one is made.
+        headers: more header lines, each ending with CRLF (e.g. `RETRY_AFTER`).
     """
     # SECURITY: the id goes into a header: only a sane or a generated one (ASCII letters,
     # digits and ._:-) gets there, so encoding it cannot fail nor split the answer.
     request_id = request_id_from(request_id)
     body = problem_body(HTTPError(status, detail), instance, request_id)
-    return b"".join((_problem_head(status), b"X-Request-ID: ", request_id.encode("ascii"),
-                     b"\r\nContent-Length: %d\r\n" % len(body), date_block(), b"\r\n",
-                     body))
+    return b"".join((_problem_head(status), headers, b"X-Request-ID: ",
+                     request_id.encode("ascii"), b"\r\nContent-Length: %d\r\n" % len(body),
+                     date_block(), b"\r\n", body))
+
+
+#: The app's CORS header lines for an ``Origin`` (`brrt_actors.app.App.cors_headers`).
+CorsHook = Callable[[str], bytes]
+
+
+def cors_hook(application: object) -> CorsHook | None:
+    """Return the app's CORS hook (a brrt app's ``cors_headers``), or None for another app."""
+    hook: CorsHook | None = getattr(application, "cors_headers", None)
+    return hook
 
 
 def request_problem(status: int, detail: str, environ: Mapping[str, Any],
-                    request_id: str | None = None) -> bytes:
+                    request_id: str | None = None, headers: bytes = b"",
+                    cors: CorsHook | None = None) -> bytes:
     """Return `problem_response` for a request whose head was parsed into `environ`.
 
     The ``instance`` is the path of its target; the id is `request_id` when given (the one
-    the app already chose), else the client's sane ``X-Request-ID``, else a new one.
+    the app already chose), else the client's sane ``X-Request-ID``, else a new one. With
+    `cors` (`cors_hook`), a request that carried an ``Origin`` gets the app's CORS headers,
+    so that a browser's script can read why it was refused.
     """
+    if cors is not None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            headers += cors(origin)
     target = environ.get("RAW_URI")
     return problem_response(
         status, detail,
         instance=None if target is None else printable_path(
             origin_path(target.partition("?")[0])),
-        request_id=request_id if request_id is not None else environ.get("HTTP_X_REQUEST_ID"))
+        request_id=request_id if request_id is not None else environ.get("HTTP_X_REQUEST_ID"),
+        headers=headers)

@@ -12,6 +12,7 @@ from brrt_actors.errors import StartError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brrt", description="Serve an OpenAPI spec on gevent, one actor per operation.")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve a spec")
@@ -34,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="worker processes sharing the socket, run by gunicorn's arbiter "
                             "(env BRRTR_WORKERS, default 1: one process, no arbiter)")
+    serve.add_argument("--reload", action="store_true",
+                       help="watch the spec (and the files it $refs), the config file and the "
+                            "handlers; serve the new version on a change, without losing a "
+                            "request (needs the watchfiles package)")
     serve.add_argument("--static-dir",
                        help="serve this folder's files under /static (env BRRTR_STATIC_DIR; "
                             "the prefix: BRRTR_STATIC_PREFIX); spec operations win")
@@ -85,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from brrt_actors import __version__
+
+    return f"brrt {__version__} (Python {sys.version.split()[0]})"
+
+
 def run(argv: Sequence[str]) -> int:
     """Run the command line with `argv`; return the exit code."""
     args = _parser().parse_args(argv)
@@ -97,7 +108,8 @@ def run(argv: Sequence[str]) -> int:
         if args.command == "serve":
             return commands.serve_spec(args.spec, args.handlers, mock=args.mock, host=args.host,
                                        port=args.port, config_file=args.config, dev=args.dev,
-                                       workers=args.workers, static_dir=args.static_dir)
+                                       workers=args.workers, static_dir=args.static_dir,
+                                       reload=args.reload)
         if args.command == "routes":
             return commands.print_routes(args.spec, args.handlers, sys.stdout,
                                          config_file=args.config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,8 +21,13 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                host: str | None = None, port: int | None = None,
                config_file: str | None = None,
                environ: Mapping[str, str] | None = None, dev: bool = False,
-               workers: int | None = None, static_dir: str | None = None) -> int:
+               workers: int | None = None, static_dir: str | None = None,
+               reload: bool = False) -> int:
     """Build the app and serve it until SIGTERM/SIGINT; return the exit code (0).
+
+    With `reload`, a change to the spec (or a file it ``$ref``s), the config file or the
+    handlers swaps in the new version without losing a request (`brrt_actors.reload`); with
+    several worker processes, it makes gunicorn replace them gracefully.
 
     `dev` gives unconfigured security schemes their development defaults (loudly).
     `host`, `port`, `workers` and `static_dir` are the command line's; they win over the
@@ -37,8 +42,16 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     if static_dir is not None:
         # NOTE: as a variable, so that gunicorn's worker processes read it too.
         env = {**env, "BRRTR_STATIC_DIR": os.path.abspath(static_dir)}
-    settings = load_settings(env, config_file, host=host, port=port, workers=workers,
-                             static_dir=static_dir and os.path.abspath(static_dir))
+    overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers,
+                                 "static_dir": static_dir and os.path.abspath(static_dir)}
+    settings = load_settings(env, config_file, **overrides)
+    if reload:
+        from brrt_actors.watching import require_watchfiles
+
+        require_watchfiles()
+        if handlers is not None and not isinstance(handlers, (str, Path)):
+            raise ConfigError([("--reload", "name the handlers by module name or path, so "
+                                            "that their files can be watched")])
     if settings.workers != 1:
         from brrt_actors.entrypoints.gunicorn import serve_workers
 
@@ -47,7 +60,7 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                                               "module name or path (each worker imports them)")])
         serve_workers(spec, handlers, workers=workers, mock=mock, host=host, port=port,
                       config_file=config_file,
-                      environ=environ if static_dir is None else env, dev=dev)
+                      environ=environ if static_dir is None else env, dev=dev, reload=reload)
 
     app = build_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev)
     server = HTTPServer.from_settings(app, settings, on_stop=[app.stop])
@@ -62,6 +75,9 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                             "pick another address")]) from ex
     # NOTE: nothing yields between listening and this: no request finds the actors idle.
     app.start()
+    if reload:
+        server.on_stop.insert(0, _start_reloader(app, spec, handlers, env, config_file,
+                                                 overrides, mock=mock, dev=dev))
     logger.info("%s %s: %d operations ready in %.0f ms%s%s", app.spec.title, app.spec.version,
                 len(app.spec.operations), (time.perf_counter() - started) * 1000,
                 " (mock mode)" if mock else "", " (DEV MODE: development credentials "
@@ -73,6 +89,28 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     gevent.spawn_later(WARM_UP_DELAY_S, app.warm_up)
     server.serve_forever()
     return 0
+
+
+def _start_reloader(app: App, spec: str | Path, handlers: HandlersArg,
+                    env: Mapping[str, str], config_file: str | None,
+                    overrides: Mapping[str, Any], *, mock: bool, dev: bool
+                    ) -> Callable[[float], None]:
+    """Start watching for `brrt serve --reload`; return the server's hook that stops it."""
+    from brrt_actors.reload import Reloader
+    from brrt_actors.watching import watch_set
+
+    def build(previous: App) -> App:
+        settings = load_settings(env, config_file, **overrides)
+        return build_app(spec, handlers, mock=mock, environ=env, settings=settings, dev=dev,
+                         previous=previous)
+
+    watched_handlers = handlers if isinstance(handlers, (str, Path)) else None
+    reloader = Reloader(app, build, lambda: watch_set(spec, config_file, watched_handlers))
+    reloader.start()
+    logger.info("reload: watching %s%s%s for changes", spec,
+                f", {config_file}" if config_file else "",
+                f", {watched_handlers}" if watched_handlers else "")
+    return reloader.stop
 
 
 def route_rows(app: App) -> list[dict[str, Any]]:

@@ -10,9 +10,11 @@ signals, the log line.
 
 One greenlet per connection, spawned from a bounded pool (accepting pauses while the pool
 is full). Idle keep-alive connections are closed after ``keepalive_timeout_s``. On stop the
-listener closes at once, idle connections are closed, in-flight requests get up to the
-grace period (their responses carry ``Connection: close``), the rest is killed, and then
-the ``on_stop`` hooks run (the app drains its actors there).
+listener closes at once, idle connections are closed cleanly (never in the middle of a
+request, never with a reset), every request already read gets up to the grace period
+(their responses carry ``Connection: close``), the rest is killed (503 with
+``Retry-After``), and then the ``on_stop`` hooks run (the app drains its actors there,
+once no connection can hand them a request any more).
 
 Timeouts:
 
@@ -34,7 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 import gevent
-from gevent import monkey
+from gevent import get_hub, monkey
 from gevent.event import Event
 from gevent.pool import Pool
 
@@ -271,9 +273,9 @@ class HTTPServer:
         engine = self._engine
         engine.draining = True
         engine.close()  # stop accepting: from here on connecting is refused
-        for conn in list(engine.connections):
-            if conn.idle and conn.greenlet is not None:
-                gevent.kill(conn.greenlet)  # NOTE: asynchronous; it wakes up in its read
+        # NOTE: in the hub, where a connection seen idle is still blocked in its wait for
+        # the next request; from here, one that got a request first would be cut in it.
+        get_hub().loop.run_callback(engine.close_idle)
         if not self._pool.join(timeout=grace):
             _log.warning("%d connection(s) still busy after the %.1fs grace period; "
                          "killing them", len(self._pool), grace)

@@ -27,6 +27,7 @@ Metric names (labels):
     brrt_actor_workers / _busy_workers / _mailbox_depth / _mailbox_capacity{operation_id}
     brrt_actor_{completed, handler_errors, rejected, refused, deadline_exceeded,
                 cancelled, expired, worker_restarts}_total{operation_id}
+    brrt_hub_blocked_total{operation_id}                             counter (hub_monitor.py)
     brrt_http_connections / _idle / _limit                          gauge
     brrt_http_connections_evicted_total                             counter
     process_*, python_info, python_gc_* (single-process mode)
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Final
 
@@ -82,6 +83,9 @@ _ACTOR_COUNTERS: Final = (
     ("expired", "brrt_actor_expired",
      "Requests dropped unrun: their deadline passed while they waited in the mailbox."),
     ("restarts", "brrt_actor_worker_restarts", "Worker greenlets restarted after dying."),
+    ("hub_blocked", "brrt_hub_blocked",
+     "Times the operation's handler kept the event loop busy longer than max_blocking_ms "
+     "(CPU-bound work: nothing else in the process ran meanwhile)."),
 )
 # The figures of `brrt_actors.entrypoints.server.HTTPServer.connection_stats`, summed over the
 # servers.
@@ -103,6 +107,8 @@ _HELP_DURATION = ("Time from routing to the response's headers (the body of a st
                   "response not included), by operation and status.")
 _HELP_IN_FLIGHT = "Requests of each operation being served now."
 _HELP_UNMATCHED = "Requests no operation served: 404 (no route) and 405 (method not allowed)."
+_HELP_RELOADS = ("Hot reloads (brrt serve --reload): ok, the new version serves; failed, it "
+                 "could not be built and the previous one goes on serving.")
 _HELP_AUTH = ("Requests rejected by the security stage, per scheme the operation accepts "
               "(a request to an operation that accepts two schemes counts for both).")
 
@@ -173,6 +179,10 @@ class Metrics:
         self.auth_failures: dict[tuple[str, int], int] = {}
         self.unmatched: dict[int, int] = {}
         self.connection_sources: list[ConnectionSource] = []
+        #: Hot reloads (``brrt serve --reload``) that swapped in a new version, and those
+        #: whose new version could not be built; None until a reload watch starts.
+        self.reloads: dict[str, int] | None = None
+        self._by_operation: dict[tuple[str, str], OperationMetrics] = {}
         self.collector: _Collector | None = _Collector(self) if registry is None else None
         self._registry = registry
 
@@ -185,10 +195,32 @@ class Metrics:
         return registry
 
     def operation(self, operation_id: str, method: str) -> OperationMetrics:
-        """Return the figures of a new operation (built once per operation at start)."""
-        figures = OperationMetrics(operation_id, method)
-        self.operations.append(figures)
+        """Return the figures of an operation (built at start; a hot reload gets the same
+        figures again for an operation it keeps, so that they go on counting)."""
+        figures = self._by_operation.get((operation_id, method))
+        if figures is None:
+            figures = self._by_operation[(operation_id, method)] = OperationMetrics(
+                operation_id, method)
+            self.operations.append(figures)
         return figures
+
+    def retain(self, operations: Iterable[tuple[str, str]]) -> None:
+        """Keep the figures of these (operationId, method) only: those a reload still serves."""
+        kept = set(operations)
+        latest = {(f.operation_id, f.method): f for f in self.operations}
+        self._by_operation = {key: figures for key, figures in latest.items() if key in kept}
+        self.operations = list(self._by_operation.values())
+
+    def watch_reloads(self) -> None:
+        """Count hot reloads from now on (``brrt_reloads_total{result}`` on /metrics)."""
+        if self.reloads is None:
+            self.reloads = {"ok": 0, "failed": 0}
+
+    def count_reload(self, ok: bool) -> None:
+        """Count one hot reload: its new version was swapped in (`ok`), or not built."""
+        self.watch_reloads()
+        assert self.reloads is not None
+        self.reloads["ok" if ok else "failed"] += 1
 
     def auth_failure_counter(self, schemes: Sequence[str]) -> Callable[[int], None]:
         """Return ``failed(status)``, counting one 401/403 for each of `schemes`."""
@@ -335,6 +367,11 @@ class _Collector:
         for status, count in sorted(metrics.unmatched.items()):
             unmatched.add_metric((str(status),), count)
         yield unmatched
+        if metrics.reloads is not None:
+            reloads = CounterMetricFamily("brrt_reloads", _HELP_RELOADS, labels=("result",))
+            for result, count in metrics.reloads.items():
+                reloads.add_metric((result,), count)
+            yield reloads
         auth = CounterMetricFamily("brrt_auth_failures", _HELP_AUTH, labels=("scheme", "status"))
         for (scheme, status), count in sorted(metrics.auth_failures.items()):
             auth.add_metric((scheme, str(status)), count)
@@ -390,6 +427,10 @@ class _Collector:
         out.append(_header("brrt_unmatched_requests_total", "counter", _HELP_UNMATCHED))
         out.extend(f'brrt_unmatched_requests_total{{status="{status}"}} {count}.0\n'
                    for status, count in sorted(metrics.unmatched.items()))
+        if metrics.reloads is not None:
+            out.append(_header("brrt_reloads_total", "counter", _HELP_RELOADS))
+            out.extend(f'brrt_reloads_total{{result="{result}"}} {count}.0\n'
+                       for result, count in metrics.reloads.items())
         out.append(_header("brrt_auth_failures_total", "counter", _HELP_AUTH))
         out.extend(f'brrt_auth_failures_total{{scheme="{_label_value(scheme)}",'
                    f'status="{status}"}} {count}.0\n'

@@ -88,7 +88,9 @@ class _Generator:
         if "$ref" in schema:
             return self._follow(schema["$ref"], where, hint, variant)
         if "allOf" in schema:
-            return self.value(self._merge(schema, frozenset()), where, hint, variant)
+            refs: list[str] = []
+            merged = self._merge(schema, frozenset(), refs)
+            return self._expanding(refs, where, lambda: self.value(merged, where, hint, variant))
         if "const" in schema:
             return copy.deepcopy(schema["const"])
         if "enum" in schema:
@@ -109,15 +111,23 @@ class _Generator:
     # -- combinators -------------------------------------------------------------------------
 
     def _follow(self, ref: str, where: str, hint: str, variant: int) -> Any:
-        count = self._active.get(ref, 0)
-        if count >= _MAX_SAME_REF:
-            raise MockError(f"{where or '/'}: {ref} requires itself without end")
         target = self._resolve(ref)
-        self._active[ref] = count + 1
+        return self._expanding([ref], where, lambda: self.value(target, where, hint, variant))
+
+    def _expanding(self, refs: list[str], where: str, make: Callable[[], Any]) -> Any:
+        # NOTE: every `$ref` expanded on the way down counts, those an allOf merges in too
+        # (`allOf: [{$ref: Self}]`), so that a recursion stops at a bounded depth.
+        counts = [self._active.get(ref, 0) for ref in refs]
+        for ref, count in zip(refs, counts, strict=True):
+            if count >= _MAX_SAME_REF:
+                raise MockError(f"{where or '/'}: {ref} requires itself without end")
+        for ref, count in zip(refs, counts, strict=True):
+            self._active[ref] = count + 1
         try:
-            return self.value(target, where, hint, variant)
+            return make()
         finally:
-            self._active[ref] = count
+            for ref, count in zip(refs, counts, strict=True):
+                self._active[ref] = count
 
     def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#"):
@@ -131,20 +141,21 @@ class _Generator:
                 raise MockError(f"cannot resolve {ref}") from ex
         return node
 
-    def _merge(self, schema: JSONSchema, seen: frozenset[str]) -> JSONSchema:
+    def _merge(self, schema: JSONSchema, seen: frozenset[str], refs: list[str]) -> JSONSchema:
         merged: JSONSchema = {k: v for k, v in schema.items() if k != "allOf"}
         for part in schema["allOf"]:
             while isinstance(part, dict) and "$ref" in part:
                 if part["$ref"] in seen:
                     raise MockError(f"{part['$ref']} is part of its own allOf")
                 seen = seen | {part["$ref"]}
+                refs.append(part["$ref"])
                 part = self._resolve(part["$ref"])
             if part is True:
                 continue
             if not isinstance(part, dict):
                 raise MockError("an allOf part accepts no value")
             if "allOf" in part:
-                part = self._merge(part, seen)
+                part = self._merge(part, seen, refs)
             merged = combine(merged, part)
         return merged
 

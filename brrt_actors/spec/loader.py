@@ -447,8 +447,21 @@ class _Builder:
                 schema=schema,
                 example=self.example(media, at),
                 encoding=encoding if isinstance(encoding, dict) else {},
+                examples=self.named_examples(media, at),
             )
         return content
+
+    def named_examples(self, media: dict[str, Any], loc: Location) -> dict[str, Any]:
+        """Return the values of `examples` by name (refs resolved; those without one left out)."""
+        examples = media.get("examples")
+        if not isinstance(examples, dict):
+            return {}
+        named: dict[str, Any] = {}
+        for name, value in examples.items():
+            found = self.docs.deref(value, child(loc, "examples", name))
+            if found is not None and isinstance(found[0], dict) and "value" in found[0]:
+                named[str(name)] = found[0]["value"]
+        return named
 
     def example(self, media: dict[str, Any], loc: Location) -> Any:
         if "example" in media:

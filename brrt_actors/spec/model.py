@@ -59,6 +59,7 @@ class MediaType:
     schema: JSONSchema | None = None  # translated for the direction it is used in
     example: Any = MISSING  # `example`, or the first of `examples` (value)
     encoding: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, Any] = field(default_factory=dict)  # named `examples`: name -> value
 
 
 @dataclass(slots=True)

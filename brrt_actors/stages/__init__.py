@@ -6,7 +6,13 @@ builders returned for it. Each module here is one stage and exposes one builder,
 ``build(operation, context) -> Stage | None``; None means the operation does not need the
 stage, so no request branches on configuration. In order:
 
-    security    (`security`)    401 / 403, first: before any parameter error is revealed
+    cors        (`cors`)        a wrapper (see below), first on the way in: a preflight to
+                                an OPTIONS operation is answered here, before security; the
+                                answer and every problem get the CORS headers on the way out
+    security    (`security`)    401 / 403: before any parameter error is revealed
+    rate limit  (`rate_limit`)  429 + Retry-After and the RateLimit fields: per client (the
+                                principal, else the API key, else the address), counted in
+                                the app's storage (memory, or Redis shared by processes)
     parameters  (`parameters`)  path / query / header / cookie: style, explode, coercion,
                                 defaults; problems are collected, not raised
     body        (`body`)        JSON / form / multipart / text, 413 / 415, the request
@@ -18,10 +24,17 @@ stage, so no request branches on configuration. In order:
                                 the declared responses (enforce | log | off)
 
 Around the stages, wrapping the whole run (an `Around` builder returns a wrapper, not a
-stage): measurement (`measure`: requests, latency and in-flight figures per operation).
+stage), outermost first: tracing (`tracing`: W3C ``traceparent`` in and out, OpenTelemetry
+spans), the access log (`access_log`: one JSON line per request), measurement (`measure`:
+requests, latency and in-flight figures per operation), CORS (`cors`: a stage could not add
+headers to answers and problems made after it), then the rate limit's fields on the answers
+it let through (`rate_limit.build_headers`). Each builder returns None when its feature is
+off for the operation.
 
-Two modules here are parts of a stage, not stages: `parameter_styles` (the readers of each
-parameter style) and `body_decoders` (JSON, form, multipart, text and raw bodies).
+Some modules here are parts of a stage, not stages: `parameter_styles` (the readers of each
+parameter style), `body_decoders` (JSON, form, multipart, text and raw bodies),
+`rate_limit_storage` (the app's counters) and `tracing_otel` (OpenTelemetry, imported only
+when export is configured).
 
 The `context` (`brrt_actors.context.BuildContext`) belongs to the app being built: its
 validators, security providers, metrics, settings, actors. Nothing compiled lives in module
@@ -33,7 +46,18 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from brrt_actors.handler import Request
-from brrt_actors.stages import actor, body, measure, parameters, response, security
+from brrt_actors.stages import (
+    access_log,
+    actor,
+    body,
+    cors,
+    measure,
+    parameters,
+    rate_limit,
+    response,
+    security,
+    tracing,
+)
 from brrt_actors.stages.response import Encoded
 
 if TYPE_CHECKING:
@@ -69,9 +93,11 @@ AroundBuilder = Callable[["Operation", "BuildContext"], "Around | None"]
 
 #: The stage builders, in the order the request meets the stages.
 STAGE_BUILDERS: tuple[StageBuilder, ...] = (
-    security.build, parameters.build, body.build, actor.build, response.build)
+    security.build, rate_limit.build, parameters.build, body.build, actor.build,
+    response.build)
 #: The wrappers, outermost first.
-AROUND_BUILDERS: tuple[AroundBuilder, ...] = (measure.build,)
+AROUND_BUILDERS: tuple[AroundBuilder, ...] = (
+    tracing.build, access_log.build, measure.build, cors.build, rate_limit.build_headers)
 
 
 class OperationPipeline:

@@ -51,8 +51,12 @@ def build(operation: Operation, context: BuildContext) -> Stage:
     (unless response validation is off).
     """
     name = operation.operation_id
-    actor = Actor(name, context.handlers[name], context.actor_settings[name])
-    context.actors.add(actor)
+    if name in context.actors:
+        # NOTE: an actor a hot reload keeps (`build_app(previous=...)` put it there first).
+        actor = context.actors[name]
+    else:
+        actor = Actor(name, context.handlers[name], context.actor_settings[name])
+        context.actors.add(actor)
     check_error = None
     if context.settings.response_validation != "off":
         check = encoder_for(operation, context).check_error

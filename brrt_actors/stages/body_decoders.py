@@ -19,11 +19,15 @@ What the handler gets as ``request.body``:
   For validation every `UploadedFile` stands in as a string.
 - ``text/*``: the text decoded with its charset (UTF-8 by default), validated when the schema
   is more than a binary string; any other type: the raw bytes, not validated.
+- Text that is not valid in its charset (a form field's ``%ff`` in UTF-8, a part in UTF-7
+  that decodes to a lone surrogate) and JSON that is not Unicode or holds a non-finite
+  number (see `brrt_actors.coercion.loads_json`) are errors naming where, never values.
 - A field whose value cannot be coerced stays a string, so the validator reports it (once).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,8 +40,10 @@ from brrt_actors.coercion import (
     compile_coercer,
     items_coercer,
     loads_json,
+    printable_text,
     resolve,
     schema_types,
+    text_problem,
 )
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import UploadedFile
@@ -62,6 +68,39 @@ def _charset(content_type: str, default: str = "utf-8") -> str:
     _, options = multipart.parse_options_header(content_type)
     charset = options.get("charset")
     return charset if isinstance(charset, str) and charset else default
+
+
+_UTF8 = frozenset({"utf-8", "utf8", "utf_8"})
+
+
+def _decode_text(data: bytes, charset: str) -> str:
+    """Decode `data` from `charset` (LookupError: unknown; UnicodeError: not text in it)."""
+    text = data.decode(charset)
+    if charset.lower() not in _UTF8:
+        # SECURITY: some charsets (utf-7, unicode_escape ...) decode into lone surrogates,
+        # text no response can carry; UTF-8 never does.
+        text.encode("utf-8")
+    return text
+
+
+def _text_errors(pairs: list[tuple[str, str]], charset: str) -> list[dict[str, Any]]:
+    """The error items of the form fields that are not text in `charset`."""
+    try:
+        # PERF: one encode of every name and value; the fields are looked at only if it fails.
+        "".join(chain.from_iterable(pairs)).encode("utf-8")
+        return []
+    except UnicodeEncodeError:
+        pass
+    errors: list[dict[str, Any]] = []
+    for name, raw in pairs:
+        pointer = "/" + _escape(printable_text(name))
+        if text_problem(name) is not None:
+            errors.append({"in": "body", "pointer": pointer,
+                           "message": f"the field name is not text in {charset}"})
+        elif text_problem(raw) is not None:
+            errors.append({"in": "body", "pointer": pointer,
+                           "message": f"is not text in {charset}"})
+    return errors
 
 
 def _is_json(media: str) -> bool:
@@ -187,12 +226,23 @@ def _schema_errors(validator: SchemaValidator | None, value: Any) -> list[dict[s
             for pointer, message in validator.errors(value)]
 
 
+def _json_errors(ex: InvalidValue, prefix: str = "") -> list[dict[str, Any]]:
+    """The error items of JSON text `loads_json` refused (`prefix`: the part's pointer)."""
+    if not ex.problems:
+        item: dict[str, Any] = {"in": "body", "message": str(ex)}
+        if prefix:
+            item["pointer"] = prefix
+        return [item]
+    return [{"in": "body", "pointer": prefix + pointer, "message": message}
+            for pointer, message in ex.problems]
+
+
 def _json_decoder(validator: SchemaValidator | None) -> Decoder:
     def decode(data: bytes, content_type: str) -> tuple[Any, list[dict[str, Any]]]:
         try:
             value = loads_json(data)
         except InvalidValue as ex:
-            return None, [{"in": "body", "message": str(ex)}]
+            return None, _json_errors(ex)
         return value, _schema_errors(validator, value)
 
     return decode
@@ -203,13 +253,20 @@ def _form_decoder(fields: _Fields, validator: SchemaValidator | None,
     def decode(data: bytes, content_type: str) -> tuple[Any, list[dict[str, Any]]]:
         charset = _charset(content_type)
         try:
-            text = data.decode(charset, "replace")
+            # NOTE: bytes that are not text in the charset become lone surrogates here, so
+            # that `_text_errors` can name the field that holds them.
+            text = data.decode(charset, "surrogateescape")
             pairs = parse_qsl(text, keep_blank_values=True, encoding=charset,
-                              errors="replace", max_num_fields=max_fields)
+                              errors="surrogateescape", max_num_fields=max_fields)
         except LookupError:
             return None, [{"in": "body", "message": f"unknown charset {charset!r}"}]
+        except UnicodeError:  # a codec without "surrogateescape" that met bad bytes
+            return None, [{"in": "body", "message": f"the body is not text in {charset!r}"}]
         except ValueError:  # max_num_fields
             raise HTTPError(413, f"a form body may have at most {max_fields} fields") from None
+        errors = _text_errors(pairs, charset)
+        if errors:
+            return None, errors
         value: dict[str, Any] = {}
         nested: dict[str, list[tuple[str, str]]] = {}
         for name, raw in pairs:
@@ -259,8 +316,8 @@ def _multipart_decoder(fields: _Fields, validator: SchemaValidator | None,
                                     {key.lower(): val for key, val in segment.headerlist})
             else:
                 try:
-                    item = content.decode(segment.charset or "utf-8")
-                except (LookupError, UnicodeDecodeError):
+                    item = _decode_text(content, segment.charset or "utf-8")
+                except (LookupError, UnicodeError):
                     errors.append({"in": "body", "pointer": "/" + _escape(name),
                                    "message": "the part is not text in its charset"})
                     continue
@@ -268,8 +325,7 @@ def _multipart_decoder(fields: _Fields, validator: SchemaValidator | None,
                     try:
                         item = loads_json(item)
                     except InvalidValue as ex:
-                        errors.append({"in": "body", "pointer": "/" + _escape(name),
-                                       "message": str(ex)})
+                        errors.extend(_json_errors(ex, "/" + _escape(name)))
                         continue
             fields.put(value, name, item, rule)
         if errors:
@@ -327,8 +383,8 @@ def _text_decoder(validator: SchemaValidator | None) -> Decoder:
     def decode(data: bytes, content_type: str) -> tuple[Any, list[dict[str, Any]]]:
         charset = _charset(content_type)
         try:
-            text = data.decode(charset)
-        except (LookupError, UnicodeDecodeError):
+            text = _decode_text(data, charset)
+        except (LookupError, UnicodeError):
             return None, [{"in": "body", "message": f"the body is not text in {charset!r}"}]
         return text, _schema_errors(validator, text)
 

@@ -5,6 +5,10 @@ declares, the content type to use for each, and the compiled validator of each r
 schema. Response validation runs in one of three modes (``enforce``: an invalid response
 becomes a 500 and the log says why; ``log``: the log says why and the response goes out;
 ``off``) chosen once by swapping the `encode` callable, not by branching per request.
+
+Whatever the mode, a body that cannot be written as valid JSON and UTF-8 (a lone surrogate,
+NaN or an infinity, a value ujson does not know) is a 500 for that response alone, logged
+once with the operation; no invalid byte reaches the client.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import ujson
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import Response, is_stream
 from brrt_actors.spec.model import MediaType, Operation, ResponseSpec
+from brrt_actors.sse import EventStreams, is_event_source, is_sse_operation
 from brrt_actors.validation import SchemaValidator, ValidatorCache
 
 if TYPE_CHECKING:
@@ -34,8 +39,21 @@ Encoded = tuple[int, list[tuple[str, str]], Iterable[bytes]]
 
 
 def dumps(value: Any) -> bytes:
-    """Serialise a JSON value the way every response does."""
-    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False).encode()
+    """Serialise a JSON value the way every response does: valid JSON (RFC 8259) in UTF-8.
+
+    Raises:
+        ValueError: the value holds a lone surrogate (`UnicodeEncodeError`) or something
+            ujson cannot write.
+        OverflowError: the value holds NaN or an infinity, or nests too deep.
+        TypeError: the value holds an object JSON has no form for.
+    """
+    # NOTE: allow_nan=False: "Infinity" and "NaN" are not JSON; no client could parse them.
+    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False,
+                       allow_nan=False).encode()
+
+
+#: What `dumps` (and str.encode) raise for a value that has no valid JSON/UTF-8 form.
+UNENCODABLE = (ValueError, OverflowError, TypeError)
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -75,7 +93,7 @@ class _StatusRule:
 class ResponseEncoder:
     """Encode and validate the results of one operation's handler."""
 
-    __slots__ = ("_enforce", "_rules", "encode", "none_status", "operation")
+    __slots__ = ("_checked", "_enforce", "_rules", "encode", "none_status", "operation")
 
     def __init__(self, operation: Operation, mode: str = "enforce",
                  validators: ValidatorCache | None = None) -> None:
@@ -89,6 +107,7 @@ class ResponseEncoder:
         # NOTE: a handler returning None answers 204 when the spec says so, else 200 null.
         self.none_status = 204 if "204" in self._rules and "200" not in self._rules else 200
         self._enforce = mode == "enforce"
+        self._checked = mode != "off"
         # PERF: the mode is chosen here once, not tested per request.
         self.encode: Callable[[Any], Encoded] = (
             self._encode if mode == "off" else self._encode_checked)
@@ -103,7 +122,20 @@ class ResponseEncoder:
 
     def _encode(self, result: Any) -> Encoded:
         status, body, content_type, headers = self._unpack(result)
-        return status, headers, body_chunks(status, body, content_type, headers)
+        return status, headers, self._chunks(status, body, content_type, headers)
+
+    def _chunks(self, status: int, body: Any, content_type: str | None,
+                headers: list[tuple[str, str]]) -> Iterable[bytes]:
+        try:
+            chunks = body_chunks(status, body, content_type, headers)
+        except UNENCODABLE as ex:
+            # NOTE: logged here, once, with the operation; the 500 goes out without internals.
+            logger.error("%s: response %s cannot be encoded as valid JSON/UTF-8: %s",
+                         self.operation.operation_id, status, ex)
+            raise HTTPError(500, "the response could not be encoded") from None
+        if type(chunks) is tuple:  # PERF: the usual whole body, encoded above
+            return chunks
+        return _named_stream(chunks, self.operation.operation_id)
 
     def _encode_checked(self, result: Any) -> Encoded:
         status, body, content_type, headers = self._unpack(result)
@@ -114,7 +146,7 @@ class ResponseEncoder:
                          self.operation.operation_id, status, ex)
             if self._enforce:
                 raise HTTPError(500, "the response did not match the API description") from ex
-        return status, headers, body_chunks(status, body, content_type, headers)
+        return status, headers, self._chunks(status, body, content_type, headers)
 
     def _unpack(self, result: Any) -> tuple[int, Any, str | None, list[tuple[str, str]]]:
         if isinstance(result, Response):
@@ -168,6 +200,24 @@ class ResponseEncoder:
             raise ResponseValidationError("; ".join(
                 f"{pointer or '/'}: {message}" for pointer, message in problems[:10]))
 
+    def check_stream(self, result: Response) -> tuple[int, str | None, list[tuple[str, str]]]:
+        """Return a streamed answer's status, content type and headers, checked as `encode`
+        checks results (its body is not looked into).
+
+        Raises:
+            HTTPError: 500 under ``enforce`` when the status or content type is not declared.
+        """
+        status, _, content_type, headers = self._unpack(result)
+        if self._checked:
+            try:
+                self._check(status, iter(()), content_type)  # NOTE: a stream: not looked into
+            except ResponseValidationError as ex:
+                logger.error("%s: response %s does not match the spec: %s",
+                             self.operation.operation_id, status, ex)
+                if self._enforce:
+                    raise HTTPError(500, "the response did not match the API description") from ex
+        return status, content_type, headers
+
     def check_error(self, error: HTTPError, runtime_statuses: frozenset[int]) -> None:
         """Check the status of an HTTPError a handler raised, as `encode` checks results.
 
@@ -217,15 +267,83 @@ def _encoded_stream(chunks: Iterable[Any]) -> Iterable[bytes]:
         yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)
 
 
+class UnencodableChunk(ValueError):
+    """A chunk of a streamed response has no valid UTF-8 form; the stream is cut."""
+
+
+def _named_stream(chunks: Iterable[bytes], operation_id: str) -> Iterable[bytes]:
+    # NOTE: once the head is out the only honest signal is to cut the stream: the server
+    # closes the connection (no last chunk) and logs this, naming the operation, once.
+    try:
+        yield from chunks
+    except UnicodeEncodeError as ex:
+        raise UnencodableChunk(f"{operation_id}: a chunk of the streamed response cannot be "
+                               f"encoded as UTF-8: {ex}") from None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def encoder_for(operation: Operation, context: BuildContext) -> ResponseEncoder:
     """Return the operation's `ResponseEncoder`, built once per app and operation."""
     return context.memo(("response-encoder", operation.operation_id), lambda: ResponseEncoder(
         operation, context.settings.response_validation, context.validators))
 
 
+EVENT_STREAM = "text/event-stream"
+#: What an event stream's answer says unless the handler says otherwise: no cache keeps it,
+#: no proxy (nginx) holds its events back.
+_EVENT_STREAM_HEADERS = (("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"))
+
+
+def _event_stream_stage(operation: Operation, context: BuildContext,
+                        encoder: ResponseEncoder) -> Stage:
+    settings = context.settings
+    streams = context.memo(("event-streams",), lambda: EventStreams(
+        settings.sse_max_streams, settings.sse_heartbeat_s, settings.sse_buffer_events))
+    retry_after_s = context.actor_settings[operation.operation_id].retry_after_s
+    label = operation.operation_id
+    encode = encoder.encode
+
+    def event_stream_stage(request: Request) -> None:
+        result = request.result
+        given = isinstance(result, Response)
+        body = result.body if given else result
+        if not is_event_source(body):
+            request.answer = encode(result)  # NOTE: an error, a 204, a whole body: as usual
+            return
+        if not given:
+            result = Response(200, body, content_type=EVENT_STREAM)
+        elif result.content_type is None and not any(
+                name.lower() == "content-type" for name in result.headers):
+            result = Response(result.status, body, result.headers, EVENT_STREAM)
+        try:
+            status, content_type, headers = encoder.check_stream(result)
+        except HTTPError:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            raise
+        headers.append(("Content-Type", content_type or EVENT_STREAM))
+        present = {name.lower() for name, _ in headers}
+        headers.extend(pair for pair in _EVENT_STREAM_HEADERS if pair[0].lower() not in present)
+        request.answer = (status, headers,
+                          streams.open_stream(body, request.environ, label, retry_after_s))
+
+    return event_stream_stage
+
+
 def build(operation: Operation, context: BuildContext) -> Stage:
-    """Return the operation's response stage (every operation has one)."""
-    encode = encoder_for(operation, context).encode
+    """Return the operation's response stage (every operation has one).
+
+    An operation marked ``x-sse: true`` streams the events its handler returns
+    (`brrt_actors.sse`); its other answers (errors, whole bodies) are encoded as usual.
+    """
+    encoder = encoder_for(operation, context)
+    if is_sse_operation(operation):
+        return _event_stream_stage(operation, context, encoder)
+    encode = encoder.encode
 
     # PERF: a closure, as every stage (see `brrt_actors.stages.actor`).
     def response_stage(request: Request) -> None:

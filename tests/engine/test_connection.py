@@ -293,7 +293,7 @@ def test_100_continue_is_not_sent_when_the_app_answers_first(
 def test_http_1_0_closes_by_default(serve: Serve, engine: str) -> None:
     server = serve(hello, engine=engine)
     with Client(server) as client:
-        client.send(b"GET / HTTP/1.0\r\n\r\n")
+        client.send(b"GET / HTTP/1.0\r\n\r\n")  # NOTE: without Host: HTTP/1.0 may omit it
         assert client.response()[::2] == (200, b"hello")
         assert client.closed()
 
@@ -735,6 +735,32 @@ def test_graceful_stop_finishes_an_in_flight_request(
         assert stopping.successful()
 
 
+@pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi reads one request at a time"))
+def test_graceful_stop_answers_the_pipelined_requests_already_read(
+        serve: Serve, engine: str) -> None:
+    entered = Event()
+
+    def slow_first(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/first":
+            entered.set()
+            gevent.sleep(0.2)
+        return path_echo(environ, start_response)
+
+    server = serve(slow_first, engine=engine, shutdown_grace_s=3)
+    with Client(server) as client:
+        client.send(b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
+                    b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert entered.wait(1)
+        stopping = gevent.spawn(server.stop)
+        status, headers, body = client.response()
+        assert (status, body, headers.get("connection")) == (200, b"/first", None)
+        status, headers, body = client.response()
+        assert (status, body, headers["connection"]) == (200, b"/second", "close")
+        assert client.closed()
+        stopping.join(2)
+        assert stopping.successful()
+
+
 # --- more of HTTP/1.1 -------------------------------------------------------------------
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -981,6 +1007,30 @@ def test_http_2_request_line_gets_505(serve: Serve, engine: str) -> None:
         assert client.closed()
 
 
+@pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi passes any method to the app"))
+def test_unknown_method_after_a_good_request_gets_501(serve: Serve, engine: str) -> None:
+    server = serve(path_echo, engine=engine)
+    with Client(server) as client:
+        client.send(b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\nBREW /pot HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert client.response()[::2] == (200, b"/ok")
+        status, headers, body = client.response()
+        assert status == 501
+        problem(status, headers, body)
+        assert client.closed()
+
+
+@pytest.mark.parametrize("engine", _pywsgi_cannot("pywsgi answers 400"))
+def test_http_2_prior_knowledge_gets_505_not_a_parse_error(serve: Serve, engine: str) -> None:
+    server = serve(hello, engine=engine)
+    with Client(server) as client:
+        # NOTE: the preface, then the SETTINGS frame an HTTP/2 client sends right after it
+        client.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        status, headers, body = client.response()
+        assert status == 505
+        assert "HTTP/1.1" in problem(status, headers, body)["detail"]
+        assert client.closed()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_upgrade_is_answered_as_a_plain_request(serve: Serve,
                                                 engine: str) -> None:
@@ -1175,7 +1225,7 @@ _ENGINE_ANSWERS: dict[str, tuple[bytes, dict[str, Any], int, str | None, str | N
     "413 Content-Length": (b"POST /big?x=1 HTTP/1.1\r\nX-Request-ID: big-1\r\n"
                            b"Content-Length: 1000000\r\n\r\n", {"max_body_bytes": 1000},
                            413, "/big", "big-1", "pywsgi leaves body limits to the app"),
-    "413 chunked": (b"POST /chunks HTTP/1.1\r\nX-Request-ID: chunks-1\r\n"
+    "413 chunked": (b"POST /chunks HTTP/1.1\r\nHost: t\r\nX-Request-ID: chunks-1\r\n"
                     b"Transfer-Encoding: chunked\r\n\r\n400\r\n" + b"x" * 1024 + b"\r\n",
                     {"max_body_bytes": 1000}, 413, "/chunks", "chunks-1",
                     "pywsgi leaves body limits to the app"),
@@ -1186,6 +1236,18 @@ _ENGINE_ANSWERS: dict[str, tuple[bytes, dict[str, Any], int, str | None, str | N
                              "pywsgi has no header limit of its own"),
     "505 HTTP/2.0": (b"GET /v2 HTTP/2.0\r\nX-Request-ID: v2-1\r\n\r\n", {}, 505, "/v2", "v2-1",
                      "pywsgi serves HTTP/2.0 as 1.x"),
+    "505 HTTP/2 preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {}, 505, None, None,
+                           "pywsgi answers 400"),
+    "505 HTTP/3.0": (b"GET /v3 HTTP/3.0\r\nX-Request-ID: v3-1\r\n\r\n", {}, 505, None, None,
+                     "pywsgi answers 400"),
+    "400 no Host": (b"GET /nohost?x=1 HTTP/1.1\r\nX-Request-ID: nohost-1\r\n\r\n", {}, 400,
+                    "/nohost", "nohost-1", "pywsgi does not check Host"),
+    "400 two Hosts": (b"GET /hosts HTTP/1.0\r\nHost: a\r\nX-Request-ID: hosts-1\r\nHost: b\r\n\r\n",
+                      {}, 400, "/hosts", "hosts-1", "pywsgi does not check Host"),
+    "501 unknown method": (b"BREW /pot HTTP/1.1\r\nHost: t\r\nX-Request-ID: brew-1\r\n\r\n", {},
+                           501, None, None, "pywsgi passes any method to the app"),
+    "501 WebDAV method": (b"PROPFIND /dav HTTP/1.1\r\nHost: t\r\nX-Request-ID: dav-1\r\n\r\n",
+                          {}, 501, "/dav", "dav-1", "pywsgi passes any method to the app"),
 }
 
 

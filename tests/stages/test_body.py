@@ -440,6 +440,75 @@ def test_multipart_field_not_in_its_charset() -> None:
                        "message": "the part is not text in its charset"}]
 
 
+# --- text that is not Unicode, numbers that are not finite (issue 9) -----------------------
+
+@pytest.mark.parametrize(("body", "pointers"), [
+    (b'{"name": "Evil\\ud800", "breed": "Poodle"}', ["/name"]),  # a lone high surrogate
+    (b'{"name": "x", "tags": [{"deep": ["ok", "\\uDC00"]}]}', ["/tags/0/deep/1"]),  # low
+    (b'{"\\udfff": 1, "name": "\\ud83d"}', ["/\\udfff", "/name"]),  # a member name, a value
+    (b'{"name": "\xed\xa0\x80"}', ["/name"]),  # a surrogate encoded in UTF-8 bytes
+    (b'"\\ud800"', [""]),
+])
+def test_json_text_that_is_not_unicode_is_an_error_naming_where(body: bytes,
+                                                                pointers: list[str]) -> None:
+    value, errors = reader({"application/json": None}).read(environ(body))
+    assert value is None
+    assert [e["pointer"] for e in errors] == pointers
+    assert all(e["in"] == "body" and "not valid Unicode" in e["message"] for e in errors)
+
+
+@pytest.mark.parametrize("body", [b'{"price": 1e400}', b'{"price": -1E+309}',
+                                  b'{"price": ' + b"1" * 310 + b'.5}', b'{"price": NaN}',
+                                  b'{"price": -Infinity}'])
+def test_json_numbers_beyond_the_float_range_are_errors(body: bytes) -> None:
+    value, errors = reader({"application/json": None}).read(environ(body))
+    assert value is None
+    assert [(e["pointer"], e["message"].startswith("malformed JSON")) for e in errors] == [
+        ("/price", True)]
+
+
+def test_json_that_only_looks_suspect_is_read_as_it_is() -> None:
+    body = (b'{"emoji": "\\ud83d\\ude00", "hangul": "\\ud55c\xed\x95\x9c", "big": 1e308, '
+            b'"tiny": 1e-400, "text": "NaN Infinity e400 \\\\ud800", "int": 1' + b"0" * 400 + b"}")
+    value, errors = reader({"application/json": None}).read(environ(body))
+    assert errors == []
+    assert value["emoji"] == "\U0001f600" and value["hangul"] == "\ud55c\ud55c"
+    assert (value["big"], value["tiny"], value["int"]) == (1e308, 0.0, 10 ** 400)
+    assert value["text"] == "NaN Infinity e400 \\ud800"
+
+
+def test_form_fields_that_are_not_text_in_their_charset_are_errors() -> None:
+    value, errors = reader({FORM_TYPE: None}).read(
+        environ(b"name=ok&bio=caf%E9&n%FFme=1&raw=\xff", FORM_TYPE))
+    assert value is None
+    assert errors == [
+        {"in": "body", "pointer": "/bio", "message": "is not text in utf-8"},
+        {"in": "body", "pointer": "/n\\udcffme", "message": "the field name is not text in utf-8"},
+        {"in": "body", "pointer": "/raw", "message": "is not text in utf-8"}]
+    value, errors = reader({FORM_TYPE: None}).read(  # the same bytes, in their charset
+        environ(b"bio=caf%E9", FORM_TYPE + "; charset=latin-1"))
+    assert (value, errors) == ({"bio": "caf\u00e9"}, [])
+
+
+def test_charsets_that_decode_to_lone_surrogates_are_refused() -> None:
+    # NOTE: "+2AA-" is UTF-7 for a lone U+D800, which no response could carry.
+    value, errors = reader({FORM_TYPE: None}).read(
+        environ(b"name=%2B2AA-", FORM_TYPE + "; charset=utf-7"))
+    assert value is None and [e["pointer"] for e in errors] == ["/name"]
+    text = reader({"text/plain": {"type": "string"}})
+    value, errors = text.read(environ(b"+2AA-", "text/plain; charset=utf-7"))
+    assert value is None and errors == [
+        {"in": "body", "message": "the body is not text in 'utf-7'"}]
+    assert text.read(environ(b"+AOk-", "text/plain; charset=utf-7")) == ("\u00e9", [])
+    body = multipart_body(("note", None, "text/plain; charset=utf-7", b"+2AA-"),
+                          ("metadata", None, "application/json", b'{"k": ["\\udbff"]}'))
+    value, errors = reader({"multipart/form-data": None}).read(environ(body, MULTIPART_TYPE))
+    assert [(e["pointer"], e["message"]) for e in errors] == [
+        ("/note", "the part is not text in its charset"),
+        ("/metadata/k/0",
+         "is not valid Unicode text (a lone surrogate, U+DBFF, at character 0)")]
+
+
 # -- the body stage in an app ----------------------------------------------------------------
 
 def test_malformed_json_is_400_not_missing_body(client: Client) -> None:

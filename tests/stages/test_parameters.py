@@ -3,6 +3,7 @@ coercion, defaults and the error items."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -413,6 +414,26 @@ def test_json_content_in_header_path_and_cookie() -> None:
     assert headers == {"x-meta": {"a": True}}
     assert cookies == {"pref": {}}
     assert query == {"raw": "a,b"}
+
+@pytest.mark.parametrize(("raw", "where", "words"), [
+    ("%7B%22a%22%3A%22x%5Cud800%22%7D", "/a", "not valid Unicode"),  # {"a":"x\ud800"}
+    ("%7B%22%5CuDFFF%22%3A1%7D", "/\\udfff", "member name is not valid Unicode"),
+    ("%7B%22a%22%3A1e400%7D", "/a", "malformed JSON"),  # {"a":1e400}
+    ("%7B%22a%22%3A%5BNaN%5D%7D", "/a/0", "malformed JSON"),
+])
+def test_json_content_that_no_encoder_could_write_back_is_an_error(raw: str, where: str,
+                                                                   words: str) -> None:
+    p = param("filter", "query", content_type="application/json")
+    _, query, _, _, errors = decode([p], query=f"filter={raw}")
+    assert query == {}
+    assert [(e["in"], e["name"]) for e in errors] == [("query", "filter")]
+    assert words in errors[0]["message"] and f"(at {where})" in errors[0]["message"]
+    _, query, _, _, errors = decode(  # the same refused in a JSON cookie, a JSON header
+        [param("pref", "cookie", content_type="application/json"),
+         param("X-Meta", "header", content_type="application/json")],
+        cookie=f"pref={raw}", headers={"X-Meta": unquote(raw)})
+    assert [(e["in"], e["name"]) for e in errors] == [("header", "X-Meta"), ("cookie", "pref")]
+
 
 
 # --- objects spread over keys -------------------------------------------------------------

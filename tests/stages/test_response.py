@@ -1,6 +1,7 @@
 """The response stage: encoding the handler's value, checked against the declared responses."""
 from __future__ import annotations
 
+import http.client
 import logging
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from http_app import (
 
 from brrt_actors import Request, Response
 from brrt_actors.app import App
+from brrt_actors.stages.response import dumps
 from brrt_actors.testing import Client
 
 
@@ -135,3 +137,57 @@ def test_every_response_has_content_type_and_length(client: Client) -> None:
         if response.body:
             assert response.headers["content-type"], response
         assert response.headers["x-request-id"], response
+
+
+# --- what no valid JSON or UTF-8 can carry (issue 9) -----------------------------------------
+
+class Opaque:
+    """A value JSON has no form for."""
+
+
+@pytest.mark.parametrize("mode", ["enforce", "log", "off"])
+@pytest.mark.parametrize("value", [
+    {"name": "Evil\ud800"}, {"\udc00": 1}, {"price": float("inf")}, {"ratio": float("nan")},
+    {"when": Opaque()}, Response(200, '{"pre": "\udfff"}', content_type="application/json")])
+def test_an_unencodable_response_is_a_500_for_that_response_alone(
+        make_app: Callable[..., App], caplog: pytest.LogCaptureFixture, mode: str,
+        value: object) -> None:
+    answers = iter([value, {"count": 1}])
+    handlers = {**http_handlers(), "list_things": lambda request: next(answers)}
+    client = Client(make_app(handlers=handlers, BRRTR_RESPONSE_VALIDATION=mode))
+    with caplog.at_level(logging.INFO):
+        body = problem(client.get("/things", headers=AUTH), 500)
+    assert body["detail"] == "the response could not be encoded"
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "list_things" in errors[0].getMessage(), caplog.text
+    assert errors[0].exc_info is None  # one line, no traceback
+    assert client.get("/things", headers=AUTH).json() == {"count": 1}  # the next one is served
+
+
+def test_json_bodies_never_hold_infinity_or_nan() -> None:
+    assert dumps({"price": 1e308, "name": "caf\u00e9 \U0001f600"}) == (
+        '{"price":1e+308,"name":"caf\u00e9 \U0001f600"}'.encode())
+    for value in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(OverflowError):
+            dumps({"price": value})
+    with pytest.raises(UnicodeEncodeError):
+        dumps(["\ud800"])
+
+
+def test_a_stream_that_cannot_be_encoded_is_cut_naming_the_operation(
+        make_app: Callable[..., App], serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    def get_events(request: Request) -> Response:
+        return Response(200, iter(["data: one\n\n", "data: \ud800\n\n", "data: three\n\n"]))
+
+    server = serve(make_app(handlers={**http_handlers(), "get_events": get_events}))
+    conn = http.client.HTTPConnection(*server.address, timeout=2)
+    with caplog.at_level(logging.ERROR):
+        conn.request("GET", "/events")
+        response = conn.getresponse()
+        assert response.status == 200
+        with pytest.raises(http.client.IncompleteRead) as info:
+            response.read()  # no last chunk: the client can tell the stream was cut
+    conn.close()
+    assert info.value.partial == b"data: one\n\n"
+    assert "get_events" in caplog.text and "cannot be encoded" in caplog.text
+    assert call(server, "/answer").status == 200

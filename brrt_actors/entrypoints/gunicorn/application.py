@@ -75,8 +75,10 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
     def __init__(self, factory: AppFactory, *, workers: int | None = None,
                  host: str | None = None,
                  port: int | None = None, log_level: str = "info",
-                 metrics_dir: str | None = None, reexec_as_module: bool = False) -> None:
+                 metrics_dir: str | None = None, reexec_as_module: bool = False,
+                 reload: bool = False) -> None:
         self.factory = factory
+        self.reload = reload
         self.workers = workers
         self.host = host
         self.port = port
@@ -117,7 +119,16 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
         return self.factory()
 
     def run(self) -> None:
-        """Run the arbiter until it is stopped; exits the process."""
+        """Run the arbiter until it is stopped; exits the process.
+
+        With `reload`, a change to the spec, the config file or the handlers sends the
+        arbiter SIGHUP: the new version is checked, then the workers are replaced.
+        """
+        if self.reload:
+            from brrt_actors.watching import watch_for_arbiter, watch_set
+
+            factory = self.factory
+            watch_for_arbiter(watch_set(factory.spec, factory.config_file, factory.handlers))
         try:
             _SpecArbiter(self).run()
         except RuntimeError as ex:
@@ -171,7 +182,8 @@ def _prepare_metrics_dir(env: dict[str, str]) -> str | None:
 def serve_workers(spec: str | Path, handlers: str | Path | None, *,
                   workers: int | None = None, mock: bool = False, host: str | None = None,
                   port: int | None = None, config_file: str | None = None,
-                  environ: Mapping[str, str] | None = None, dev: bool = False) -> NoReturn:
+                  environ: Mapping[str, str] | None = None, dev: bool = False,
+                  reload: bool = False) -> NoReturn:
     """Serve `spec` with several processes; replace this process with gunicorn's arbiter.
 
     The number of processes is ``Settings.workers``: `workers` (``--workers``), else
@@ -181,7 +193,8 @@ def serve_workers(spec: str | Path, handlers: str | Path | None, *,
     arbiter runs in a fresh interpreter (``python -m brrt_actors.entrypoints.gunicorn``),
     unpatched, with `environ` (default ``os.environ``), ``PROMETHEUS_MULTIPROC_DIR`` set to
     an empty folder (a temporary one, unless given) when metrics are on, and the log level
-    of this process' root logger. Its pid is this process' pid.
+    of this process' root logger. Its pid is this process' pid. With `reload`, it watches
+    the spec, the config file and the handlers and reloads gracefully on a change (SIGHUP).
 
     Raises:
         ConfigError: a setting is wrong (`workers` below 1 among them), or the address
@@ -205,7 +218,7 @@ def serve_workers(spec: str | Path, handlers: str | Path | None, *,
     metrics_dir = _prepare_metrics_dir(env) if settings.metrics else None
     options = {"app": asdict(factory), "workers": workers, "host": host, "port": port,
                "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-               "metrics_dir": metrics_dir}
+               "metrics_dir": metrics_dir, "reload": reload}
     argv = [sys.executable, "-m", _ARBITER_MODULE, json.dumps(options)]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -236,6 +249,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     application = SpecApplication(AppFactory(**options["app"]), workers=options["workers"],
                                   host=options["host"], port=options["port"],
                                   log_level=level, metrics_dir=options["metrics_dir"],
-                                  reexec_as_module=True)
+                                  reexec_as_module=True, reload=options.get("reload", False))
     application.run()
     sys.exit(0)
