@@ -36,9 +36,11 @@ from brrt_actors.discovery import (
 from brrt_actors.errors import ConfigError, Problem, SpecError, StartError
 from brrt_actors.metrics.figures import MULTIPROC_ENV, build_metrics
 from brrt_actors.mock import build_mock_handler
+from brrt_actors.mock.credentials import client_credentials
 from brrt_actors.problem_shapes import problem_shapes, shaped_serve
 from brrt_actors.router import Router
 from brrt_actors.security import SecurityProvider, build_providers, owned_providers
+from brrt_actors.security.resolve import resolve_security
 from brrt_actors.spec import Spec, load_spec
 from brrt_actors.spec.effective import effective_document
 from brrt_actors.spec.problems import Problems
@@ -127,6 +129,18 @@ def _providers(loaded: Spec, env: Mapping[str, str], settings: Settings,
     for warning in () if quiet else warnings:
         security_logger.warning("%s", warning)
     return providers
+
+
+def _log_mock_credentials(loaded: Spec, env: Mapping[str, str], settings: Settings,
+                          providers: Mapping[str, SecurityProvider],
+                          custom: Mapping[str, SecurityProvider], *, dev: bool) -> None:
+    """Say at start what a client of a mock server must send for each scheme."""
+    configured = set(custom) | set(resolve_security(
+        loaded.security_schemes, settings.security, env,
+        config_file=settings.config_file).schemes)
+    for usable, line in client_credentials(loaded.security_schemes, providers, configured,
+                                           dev=dev):
+        security_logger.log(logging.INFO if usable else logging.WARNING, "mock: %s", line)
 
 
 def _path_methods(loaded: Spec) -> dict[str, str]:
@@ -236,8 +250,10 @@ def build_app(
                                    quiet=True)
         except StartError:
             providers = None
-    if settings is None or plan is None or providers is None:
-        found_problems.raise_if_any()
+    if mock and settings is not None and providers is not None:
+        _log_mock_credentials(loaded, env, settings, providers, custom, dev=dev)
+    if settings is None or plan is None or providers is None or resolved is None:
+        found_problems.raise_if_any()  # NOTE: the operations cannot be built without them
     assert settings is not None and plan is not None and providers is not None
 
     # NOTE: prometheus_client itself reads PROMETHEUS_MULTIPROC_DIR from the process

@@ -1,5 +1,8 @@
 """Finding the user's handler functions: a package, a module, or a path to either.
 
+A folder needs no ``__init__.py``: a plain folder of modules is imported as a namespace
+package (PEP 420) named after the folder.
+
 Every public function of the package and of its submodules is a candidate, matched to an
 operation by its name (the operationId, or the operation's `x-handler`).
 """
@@ -25,19 +28,27 @@ HandlersArg = str | Path | ModuleType | Mapping[str, Handler] | None
 def _import_path(path: Path) -> ModuleType:
     path = path.resolve()
     if path.is_dir():
-        if not (path / "__init__.py").exists():
-            raise SpecError([("--handlers", f"{path} is a folder without __init__.py: "
-                                            "make it a package or point at a .py file")])
+        if not path.name.isidentifier():
+            raise SpecError([("--handlers", f"{path}: a handlers folder is imported by its "
+                                            f"name, and {path.name!r} is not a Python name; "
+                                            "rename the folder (letters, digits, _)")])
         parent = str(path.parent)
         if parent not in sys.path:
             sys.path.insert(0, parent)
         module = _import_name(path.name)
         # NOTE: a package of the same name imported earlier (or the standard library's, for a
-        # folder named like `json`) would silently stand in for the folder asked for.
+        # folder named like `json`) would silently stand in for the folder asked for. A
+        # folder without __init__.py is a namespace package (PEP 420): it must be that
+        # folder alone.
         origin = getattr(module, "__file__", None)
-        if origin is None or Path(origin).resolve().parent != path:
+        if origin is not None:
+            found = Path(origin).resolve().parent == path
+        else:
+            found = [Path(p).resolve() for p in getattr(module, "__path__", ())] == [path]
+        if not found:
+            where = origin or list(getattr(module, "__path__", ())) or module
             raise SpecError([("--handlers", f"{path} is imported as {path.name!r}, but that "
-                                            f"name is already the module {origin or module!r}; "
+                                            f"name is already the module {where!r}; "
                                             "rename the folder")])
         return module
     if path.suffix != ".py" or not path.is_file():

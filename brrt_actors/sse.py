@@ -351,15 +351,11 @@ class EventStream:
         if self._closed:
             return
         self._closed = True
-        try:
-            self._items.close()
-            if self._pump is not None:
-                self._pump.kill(block=True, timeout=1.0)
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._streams.release(self)
+        self._streams.release(self)  # NOTE: first: the slot is free once the handler sees the end
+        self._items.close()
+        if self._pump is not None:
+            self._pump.kill(block=True, timeout=1.0)
+        _close_source(self._source)
 
     def __del__(self) -> None:
         # NOTE: an answer dropped unclosed (an error after the stage made it): the slot is

@@ -195,6 +195,8 @@ def watch_changes(watched: WatchSet, stop: threading.Event, *, step_ms: int = 50
     gathers the changes made within `debounce_ms` (an editor's save, a `git checkout`).
     """
     watchfiles = _watchfiles()
+    # NOTE: watchfiles logs every batch at INFO, unrelated files too; the reload logs its own.
+    logging.getLogger("watchfiles.main").setLevel(logging.WARNING)
     folders = watched.folders()
     if not folders:
         return

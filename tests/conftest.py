@@ -197,3 +197,20 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+# -- apps on the observability spec (tests/observability_handlers.py) --------------------------
+
+@pytest.fixture()
+def serve_observed(apps: list[object], serve: Serve) -> Callable[..., HTTPServer]:
+    """``serve_observed(environ, config=None)``: the observability spec's app on a socket."""
+    from observability_handlers import SPEC, handlers
+
+    from brrt_actors import create_app
+
+    def start(environ: dict[str, str], config: Path | None = None) -> HTTPServer:
+        app = create_app(SPEC, handlers(), environ=environ, config_file=config)
+        apps.append(app)
+        return serve(app)
+
+    return start

@@ -4,9 +4,15 @@ Also served by real `brrt serve` processes (``--handlers tests/observability_han
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from brrt_actors import HTTPError, Request
+
+#: The spec these handlers serve, and this file (for ``brrt serve --handlers``).
+SPEC = Path(__file__).resolve().parent / "specs" / "observability.yaml"
+HANDLERS_FILE = Path(__file__).resolve()
 
 
 def limited(request: Request) -> dict[str, Any]:
@@ -33,3 +39,8 @@ def getItem(request: Request) -> dict[str, Any]:
         "tracestate": trace.tracestate if trace is not None else None,
         "mailbox_wait": request.mailbox_wait,
     }
+
+
+def handlers() -> dict[str, Callable[[Request], Any]]:
+    """The handlers by operationId."""
+    return {"limited": limited, "keyed": keyed, "free": free, "getItem": getItem}

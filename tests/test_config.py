@@ -244,8 +244,8 @@ logging: {}
     ])
     message = str(caught.value)
     assert message.startswith("11 problems:")
-    assert ("unknown key; allowed: actors, cors, http, rate_limit, security, server, "
-            "validation") in message
+    assert ("unknown key; allowed: actors, compression, cors, http, rate_limit, security, "
+            "server, validation") in message
     assert "one of block, shed" in message
 
 
@@ -557,3 +557,43 @@ def test_config_file_strings_are_parsed_like_variables(tmp_path: Path) -> None:
     defaults = load_settings({}, path).actor_defaults
 
     assert (defaults.deadline_ms, defaults.policy) == (250, "shed")
+
+
+def test_plan_says_where_each_value_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "brrt.yaml"
+    path.write_text("actors:\n  defaults: {mailbox: 64}\n  operations:\n"
+                    "    get_pet: {policy: shed}\n")
+    settings = load_settings({"BRRTR_HANDLER_DEADLINE_MS": "900",
+                              "BRRTR_HANDLER_WORKERS__get_pet": "5"}, str(path))
+    operation = _operation(**{"x-brrt-actor": {"workers": 2, "retry_after_s": 3}})
+    plan = resolve_actor_settings(settings, [operation])
+    assert plan.per_operation["get_pet"] == ActorSettings(
+        workers=5, mailbox=64, policy="shed", deadline_ms=900, retry_after_s=3)
+    assert plan.sources["get_pet"] == {
+        "workers": "env BRRTR_HANDLER_WORKERS__get_pet",
+        "mailbox": "config file actors.defaults",
+        "policy": "config file actors.operations.get_pet",
+        "block_timeout_ms": "default",
+        "deadline_ms": "env BRRTR_HANDLER_DEADLINE_MS",
+        "retry_after_s": "spec /paths/~1pets~1{id}/get/x-brrt-actor",
+    }
+    assert plan.overrides == (("BRRTR_HANDLER_WORKERS__get_pet",
+                               "5 overrides the spec's 2 for workers of 'get_pet' (the "
+                               "operator's variable wins over x-brrt-actor)"),)
+
+
+def test_an_env_value_that_overrides_the_spec_is_logged_at_start(
+        caplog: pytest.LogCaptureFixture, tmp_path: Path, apps: list[object]) -> None:
+    from brrt_actors import create_app
+
+    spec = tmp_path / "api.yaml"
+    spec.write_text("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /p:\n"
+                    "    get:\n      operationId: get_p\n      x-brrt-actor: {workers: 2}\n"
+                    "      responses: {'204': {description: none}}\n")
+    with caplog.at_level(logging.INFO, logger="brrt_actors"):
+        app = create_app(spec, {"get_p": lambda request: None},
+                         environ={"BRRTR_HANDLER_WORKERS__GET_P": "6"})
+    apps.append(app)
+    assert app.actors["get_p"].settings.workers == 6
+    assert ("BRRTR_HANDLER_WORKERS__GET_P: 6 overrides the spec's 2 for workers of 'get_p' "
+            "(the operator's variable wins over x-brrt-actor)") in caplog.text

@@ -202,12 +202,36 @@ def test_mock_fills_missing_handlers(client_for: Callable[..., Client],
     ("fx_shop.nope", "cannot import handlers 'fx_shop.nope'"),
     (str(FIXTURES / "missing.py"), "neither a package folder nor a .py file"),
     (str(FIXTURES / "README.md"), "neither a package folder nor a .py file"),
-    (str(FIXTURES), "folder without __init__.py"),
 ])
 def test_bad_target(target: str, match: str) -> None:
     with pytest.raises(SpecError, match=match) as info:
         import_handlers_module(target)
     assert info.value.problems[0][0] == "--handlers"
+
+
+def test_plain_folder_of_modules(client_for: Callable[..., Client], tmp_path: Path) -> None:
+    # No __init__.py: the folder is a namespace package named after it (PEP 420).
+    folder = tmp_path / "fx_plain"
+    folder.mkdir()
+    (folder / "things.py").write_text(
+        "def list_things(request):\n    return [{'id': 1, 'from': __name__}]\n\n"
+        "def get_thing(request):\n    return {'id': request.path_params['id'], "
+        "'from': __name__}\n")
+    (folder / "more.py").write_text(
+        "from fx_plain.things import list_things  # a sibling's function: the same one\n\n"
+        "from brrt_actors import Response\n\n"
+        "def make_thing(request):\n    return Response(201, {'id': 2, 'from': __name__})\n\n"
+        "def ping(request):\n    return {'from': __name__}\n")
+    assert origins(client_for(str(folder))) == {
+        "list_things": "fx_plain.things", "get_thing": "fx_plain.things",
+        "create_thing": "fx_plain.more", "ping": "fx_plain.more"}
+
+
+def test_folder_whose_name_is_not_a_python_name(tmp_path: Path) -> None:
+    folder = tmp_path / "my-handlers"
+    folder.mkdir()
+    with pytest.raises(SpecError, match="'my-handlers' is not a Python name"):
+        import_handlers_module(str(folder))
 
 
 def test_submodule_that_cannot_import(tmp_path: Path) -> None:

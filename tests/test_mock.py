@@ -2,16 +2,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
+from brrt_actors import create_app
 from brrt_actors.handler import Request, Response, is_stream
 from brrt_actors.mock import MockError, build_mock_handler, generate_value
+from brrt_actors.spec import load_spec
 from brrt_actors.spec.model import MediaType, Operation, ResponseSpec
+from brrt_actors.testing import Client
 
 FORMATS = FormatChecker()
 
@@ -479,3 +484,117 @@ def test_no_2xx_nor_default_mocks_the_first_with_a_note() -> None:
     response, notes = _call(_operation(_response("302")))
     assert response.status == 302
     assert notes and "no 2xx or default" in notes[0]
+
+
+# -- what a client asks of a mock (Prefer, Accept), headers, recursion, credentials --------
+
+MOCK_SPEC = Path(__file__).resolve().parent / "specs" / "mock_prefer.yaml"
+
+
+@pytest.fixture()
+def mock_client(apps: list[object]) -> Client:
+    app = create_app(MOCK_SPEC, mock=True, environ={})
+    apps.append(app)
+    return Client(app)
+
+
+def test_without_preferences_the_first_success_and_its_first_example(
+        mock_client: Client) -> None:
+    response = mock_client.get("/pets/1")
+    assert (response.status, response.json()) == (200, {"id": 1, "name": "Tom"})
+    assert "preference-applied" not in response.headers
+
+
+def test_prefer_code_serves_a_declared_status(mock_client: Client) -> None:
+    response = mock_client.get("/pets/1", headers={"Prefer": "code=404"})
+    assert (response.status, response.json()) == (404, {"code": 404, "message": "no such pet"})
+    assert response.headers["preference-applied"] == "code=404"
+    # A range (4XX) covers the codes it holds: a value generated from its schema.
+    teapot = mock_client.get("/pets/1", headers={"Prefer": 'code="418"'})
+    assert teapot.status == 418 and set(teapot.json()) == {"code", "message"}
+
+
+def test_prefer_code_that_is_not_declared_is_a_client_error(mock_client: Client) -> None:
+    response = mock_client.get("/pets/1", headers={"Prefer": "code=503"})
+    assert response.status == 400
+    assert response.json()["detail"] == ("Prefer: code=503: the operation declares no such "
+                                         "response (it declares 200, 404, 4XX)")
+    bad = mock_client.get("/pets/1", headers={"Prefer": "code=abc"})
+    assert bad.status == 400 and "is not a status code" in bad.json()["detail"]
+
+
+def test_prefer_example_picks_a_named_example(mock_client: Client) -> None:
+    response = mock_client.get("/pets/1", headers={"Prefer": "example=dog"})
+    assert response.json() == {"id": 2, "name": "Rex"}
+    assert response.headers["preference-applied"] == "example=dog"
+    both = mock_client.get("/pets/1", headers={"Prefer": "code=200, example=cat"})
+    assert both.json() == {"id": 1, "name": "Tom"}
+    assert both.headers["preference-applied"] == "code=200, example=cat"
+    # An example that breaks its schema is not served (the response would fail validation).
+    broken = mock_client.get("/pets/1", headers={"Prefer": "example=broken"})
+    assert broken.status == 200 and isinstance(broken.json()["id"], int)
+    unknown = mock_client.get("/pets/1", headers={"Prefer": "example=fish"})
+    assert unknown.status == 400
+    assert unknown.json()["detail"] == ("Prefer: example='fish': application/json of this "
+                                        "response has no such example (it has cat, dog, "
+                                        "broken)")
+
+
+def test_accept_picks_among_the_declared_media_types(mock_client: Client) -> None:
+    text = mock_client.get("/pets/1", headers={"Accept": "text/plain"})
+    assert (text.status, text.text) == (200, "Tom the cat")
+    assert text.headers["content-type"].startswith("text/plain")
+    weighted = mock_client.get("/pets/1", headers={
+        "Accept": "application/json;q=0.5, text/*;q=0.9"})
+    assert weighted.text == "Tom the cat"
+    anything = mock_client.get("/pets/1", headers={"Accept": "*/*"})
+    assert anything.json() == {"id": 1, "name": "Tom"}
+
+
+def test_accept_that_allows_no_declared_type_is_406(mock_client: Client) -> None:
+    response = mock_client.get("/pets/1", headers={"Accept": "application/xml"})
+    assert response.status == 406
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == ("this operation answers application/json, "
+                                         "text/plain; the request's Accept header allows none "
+                                         "of them")
+    refused = mock_client.get("/pets/1", headers={"Accept": "application/json;q=0"})
+    assert refused.status == 406
+
+
+def test_mock_headers_mean_something(mock_client: Client) -> None:
+    response = mock_client.get("/pets/1")
+    assert response.headers["allow"] == "DELETE, GET, HEAD, OPTIONS"
+    assert response.headers["etag"] == '"mock-etag-1"'
+    assert response.headers["x-rate-limit"] == "10"
+    assert response.headers["x-trace"] == "trace-123"
+    created = mock_client.post("/pets")
+    assert (created.status, created.headers["location"]) == (201, "/pets")
+
+
+def test_self_recursive_allof_with_nullable_stops() -> None:
+    schema = load_spec(MOCK_SPEC).operations[-1].responses["200"].content[
+        "application/json"].schema
+    assert schema is not None
+    value = generate_value(schema)
+    assert_valid(schema, value)
+    assert value == {"name": "name", "parent": {"name": "name", "parent": {"name": "name"}}}
+
+
+def test_mock_start_says_what_a_client_must_send(caplog: pytest.LogCaptureFixture,
+                                                  apps: list[object]) -> None:
+    spec = Path(__file__).resolve().parent / "specs" / "security_apikeys.yaml"
+    with caplog.at_level(logging.INFO, logger="brrt_actors"):
+        apps.append(create_app(spec, mock=True, environ={"BRRTR_API_KEY__HeaderKey": "k"}))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mock: ")]
+    assert "mock: security scheme 'HeaderKey': send the header 'X-API-Key: <the configured " \
+           "credential>'" in lines
+    assert any(line.startswith("mock: security scheme 'QueryKey': every request that needs "
+                               "it gets 401 until it is configured: set BRRTR_API_KEY__QueryKey")
+               and line.endswith("or serve with --dev and send the query parameter "
+                                 "api_key=dev") for line in lines), lines
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="brrt_actors"):
+        apps.append(create_app(spec, mock=True, environ={}, dev=True))
+    assert "mock: security scheme 'QueryKey' (--dev): send the query parameter api_key=dev" \
+        in [r.getMessage() for r in caplog.records]

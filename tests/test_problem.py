@@ -244,7 +244,10 @@ paths:
       operationId: impossible_again
       parameters: [{name: n, in: query, schema: {type: integer}}]
       responses:
-        "400": {$ref: "#/components/responses/Impossible"}
+        "400":
+          description: the same schema, declared a second time
+          content:
+            application/problem+json: {schema: {$ref: "#/components/schemas/Impossible"}}
   /canonical:
     get:
       operationId: canonical
@@ -267,14 +270,14 @@ components:
     Impossible:
       description: needs what the runtime cannot give
       content:
-        application/problem+json:
-          schema:
-            type: object
-            required: [timestamp]
-            properties:
-              timestamp: {type: string}
-              errors: {type: array, items: {type: integer}}
+        application/problem+json: {schema: {$ref: "#/components/schemas/Impossible"}}
   schemas:
+    Impossible:
+      type: object
+      required: [timestamp]
+      properties:
+        timestamp: {type: string}
+        errors: {type: array, items: {type: integer}}
     Strict:
       type: object
       additionalProperties: false
@@ -329,6 +332,8 @@ def test_runtime_problems_validate_against_the_declared_schema(
     assert _declared(app, "strict", "404").errors(raised.json()) == []
     refused = client.post("/strict", data=b"x", content_type="text/plain")
     assert refused.json()["status"] == 415  # a status it does not declare: as it is
+    assert client.get("/strict-again?n=x").json()["errors"] == [
+        "query n: 'x' is not a valid integer"]
     classic = client.get("/classic?n=x").json()
     assert (classic["code"], classic["message"]) == (400, classic["detail"])
     assert _declared(app, "classic", "default").errors(classic) == []

@@ -55,6 +55,10 @@ class Engine(Protocol):
         """Return ``open``, ``idle``, ``limit`` and ``evicted`` connections, read now."""
     def start(self) -> None:
         """Bind if needed and start accepting."""
+    def do_read(self) -> Any:
+        """Accept one connection waiting in the listen backlog: its (socket, address), or None."""
+    def do_handle(self, *accepted: Any) -> None:
+        """Serve a connection `do_read` accepted, from the pool."""
     def close(self) -> None:
         """Stop accepting and close the listener."""
     def close_idle(self) -> None:

@@ -18,9 +18,10 @@ app's, the client's sane one, or a new one) and ``instance`` once the request ta
 parsed.
 
 While the server stops (``draining``), every request already read is answered, the last
-with ``Connection: close``; a connection waiting for its next request is closed cleanly:
-FIN first, then what the client sent meanwhile is dropped (`linger`), never a reset. A
-request the grace period cut gets 503 with ``Retry-After``.
+with ``Connection: close``; so is one already in the socket of a connection that waited for
+it. A connection with nothing to answer is closed cleanly: FIN first, then what the client
+sent meanwhile is dropped (`linger`), never a reset. A request the grace period cut gets
+503 with ``Retry-After``.
 
 The connection is one object written in four modules: `connection_base` (its state, what
 it needs of its server, the socket waits), `parsing` (httptools' callbacks, the head's
@@ -119,7 +120,13 @@ class Connection(RequestParsing, Answering):
             if self._eof:
                 return None
             if server.draining and not self._in_head:
-                return self._linger(_DRAIN_LINGER_S)  # NOTE: never cuts a request begun
+                # NOTE: stopping, nothing begun: what the client already sent is served
+                # (the answer ends the connection), else the connection closes cleanly.
+                data = self._sent_already()
+                if not data:
+                    return self._linger(_DRAIN_LINGER_S)
+                self._feed(data)
+                continue
             if self._in_head:  # part of the next request's head is here: its deadline runs
                 if self._head_deadline <= monotonic():
                     self._fail(408, "the request head did not arrive in time")
@@ -134,9 +141,9 @@ class Connection(RequestParsing, Answering):
                 data = recv(RECV_SIZE)
             except Expired:
                 if not self._in_head:
-                    # idle for keepalive_timeout_s, or evicted: close quietly; closed by a
-                    # stop (`HttptoolsServer.close_idle`): close cleanly
-                    return self._linger(_DRAIN_LINGER_S) if server.draining else None
+                    if server.draining:
+                        continue  # NOTE: the stop closes it (`HttptoolsServer.close_idle`)
+                    return None  # idle for keepalive_timeout_s, or evicted: close quietly
                 self._fail(408, "the request head did not arrive in time")
                 continue
             finally:
@@ -145,6 +152,17 @@ class Connection(RequestParsing, Answering):
             if not data:
                 return None
             self._feed(data)
+
+    def _sent_already(self) -> bytes:
+        """Return what the client sent and this connection has not read yet, without waiting."""
+        sock = self.sock
+        sock.settimeout(0.0)
+        try:
+            return sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return b""
+        finally:
+            sock.settimeout(None)
 
     def _linger(self, seconds: float = 1.0) -> None:
         linger(self.sock, seconds)

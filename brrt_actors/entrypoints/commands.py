@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from brrt_actors.app import WARM_UP_DELAY_S, App
-from brrt_actors.build import build_app
-from brrt_actors.config import load_settings
+from brrt_actors.build import SpecAndConfigError, build_app
+from brrt_actors.config import load_settings, resolve_actor_settings
 from brrt_actors.discovery import HandlersArg
 from brrt_actors.errors import ConfigError, StartError
 
@@ -44,7 +45,12 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
         env = {**env, "BRRTR_STATIC_DIR": os.path.abspath(static_dir)}
     overrides: dict[str, Any] = {"host": host, "port": port, "workers": workers,
                                  "static_dir": static_dir and os.path.abspath(static_dir)}
-    settings = load_settings(env, config_file, **overrides)
+    try:
+        settings = load_settings(env, config_file, **overrides)
+    except ConfigError as ex:
+        # NOTE: the build lists the settings' problems too, with everything else wrong.
+        raise _with_build_problems(ex, lambda: build_app(
+            spec, handlers, mock=mock, environ=env, config_file=config_file, dev=dev)) from None
     if reload:
         from brrt_actors.watching import require_watchfiles
 
@@ -89,6 +95,16 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
     gevent.spawn_later(WARM_UP_DELAY_S, app.warm_up)
     server.serve_forever()
     return 0
+
+
+def _with_build_problems(error: StartError, build: Callable[[], object]) -> StartError:
+    """Return `error` with the problems a build finds added (every problem in one pass)."""
+    try:
+        build()
+    except StartError as ex:
+        problems = list(dict.fromkeys([*error.problems, *ex.problems]))
+        return type(error)(problems) if type(ex) is type(error) else SpecAndConfigError(problems)
+    return error
 
 
 def _start_reloader(app: App, spec: str | Path, handlers: HandlersArg,
@@ -139,7 +155,8 @@ def print_routes(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
     env = os.environ if environ is None else environ
     settings = load_settings(env, config_file)
     # NOTE: built, never started: printing the table runs no worker greenlet.
-    rows = route_rows(build_app(spec, handlers, mock=True, environ=env, settings=settings))
+    app = build_app(spec, handlers, mock=True, environ=env, settings=settings)
+    rows = route_rows(app)
     columns = ["method", "path", "operation", "security", "workers", "mailbox", "policy",
                "deadline_ms"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) if rows else len(c)
@@ -147,7 +164,29 @@ def print_routes(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
     out.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
     for row in rows:
         out.write("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip() + "\n")
+    _print_sources(resolve_actor_settings(settings, app.spec.operations).sources, out)
     return 0
+
+
+#: The actor settings `brrt routes` shows, and the names their sources are listed under.
+_TUNING = (("workers", "workers"), ("mailbox", "mailbox"), ("policy", "policy"),
+           ("deadline_ms", "deadline_ms"), ("block_timeout_ms", "block_timeout_ms"),
+           ("retry_after_s", "retry_after_s"))
+
+
+def _print_sources(sources: Mapping[str, Mapping[str, str]], out: TextIO) -> None:
+    """Print where each value that is not a built-in default came from."""
+    lines = []
+    for operation_id, by_setting in sources.items():
+        grouped: dict[str, list[str]] = {}
+        for name, _ in _TUNING:
+            source = by_setting.get(name, "default")
+            if source != "default":
+                grouped.setdefault(source, []).append(name)
+        lines += [f"  {operation_id}: {', '.join(names)} from {source}"
+                  for source, names in grouped.items()]
+    out.write("\nwhere the values come from (the others are built-in defaults):\n")
+    out.write("".join(line + "\n" for line in lines) if lines else "  (all built-in defaults)\n")
 
 
 def check_spec(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
@@ -160,16 +199,23 @@ def check_spec(spec: str | Path, handlers: HandlersArg, out: TextIO, *,
     """
     env = os.environ if environ is None else environ
     try:
-        settings = load_settings(env, config_file)
-        # Without handlers, only the spec and its settings are checked.
+        # NOTE: the build loads the settings itself, so that their problems are listed with
+        # the spec's, the handlers' and the security configuration's, in one pass.
         app = build_app(spec, handlers, mock=mock or handlers is None, environ=env,
-                        settings=settings, dev=dev)
+                        config_file=config_file, dev=dev)
     except StartError as ex:
         out.write(f"{spec}: {len(ex.problems)} problem(s)\n")
         for where, message in ex.problems:
             out.write(f"  {where or '-'}: {message}\n")
         return 1
     out.write(f"{spec}: OK ({len(app.spec.operations)} operations)\n")
+    if handlers is None and not mock:
+        names = sorted({op.handler_name for op in app.spec.operations})
+        out.write(textwrap.fill(
+            "handlers: NOT checked (no --handlers). `brrt serve` still needs a handlers "
+            "package or module (--handlers) with a function for each operation: "
+            + ", ".join(names) + "; or --mock to answer them from the spec.",
+            width=100, subsequent_indent="  ") + "\n")
     return 0
 
 
@@ -187,7 +233,7 @@ def make_token(scheme_name: str, *, config_file: str | None = None,
         ConfigError: the scheme has no shared secret (or verifies with a public key).
     """
     from brrt_actors.security.jwt import JWTSettings, mint_token
-    from brrt_actors.security.resolve import DEV_JWT_SECRET, HMAC_ALGORITHMS, resolve_security
+    from brrt_actors.security.resolve import HMAC_ALGORITHMS, dev_jwt_secret, resolve_security
     from brrt_actors.spec import load_spec
     from brrt_actors.spec.model import SecurityScheme
 
@@ -213,10 +259,12 @@ def make_token(scheme_name: str, *, config_file: str | None = None,
                                    "differ; name the spec with --spec to pick")])
     jwt_settings = found[0] if found else None
     if jwt_settings is None and dev:
-        logger.warning("DEVELOPMENT DEFAULT (--dev): signing with %r; only a server started "
-                       "with --dev (and %s unconfigured) accepts this token", DEV_JWT_SECRET,
+        secret = dev_jwt_secret(scheme_name)
+        logger.warning("DEVELOPMENT DEFAULT (--dev): signing with %r, the development secret "
+                       "of %s; only a server started with --dev (and %s unconfigured) accepts "
+                       "this token, and only for %s", secret, scheme_name, scheme_name,
                        scheme_name)
-        jwt_settings = JWTSettings(algorithms=("HS256",), secret=DEV_JWT_SECRET)
+        jwt_settings = JWTSettings(algorithms=("HS256",), secret=secret)
     if not isinstance(jwt_settings, JWTSettings) or not jwt_settings.secret:
         what = ("is not configured" if jwt_settings is None
                 else "verifies tokens with a public key, JWKS or OIDC")

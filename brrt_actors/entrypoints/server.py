@@ -272,7 +272,7 @@ class HTTPServer:
         deadline = time.monotonic() + grace
         engine = self._engine
         engine.draining = True
-        engine.close()  # stop accepting: from here on connecting is refused
+        self._close_listener()  # from here on connecting is refused
         # NOTE: in the hub, where a connection seen idle is still blocked in its wait for
         # the next request; from here, one that got a request first would be cut in it.
         get_hub().loop.run_callback(engine.close_idle)
@@ -287,6 +287,22 @@ class HTTPServer:
                 _log.exception("on_stop hook %r failed", hook)
         _log.info("stopped")
         self._stopped.set()
+
+    def _close_listener(self) -> None:
+        # NOTE: the connections the kernel accepted and the engine did not yet would be reset
+        # when the listener closes (under gunicorn, by the last worker to close it), the
+        # request a client sent in one lost: they are taken first, as the stop's own (what
+        # they sent is answered, or they are closed cleanly). Bounded by the pool.
+        engine = self._engine
+        while not self._pool.full():
+            try:
+                accepted = engine.do_read()
+            except OSError:
+                break
+            if accepted is None:
+                break
+            engine.do_handle(*accepted)
+        engine.close()
 
     def serve_forever(self) -> None:
         """Start if needed and serve until `stop` or SIGTERM/SIGINT, then return.

@@ -45,6 +45,7 @@ __all__ = [
     "SchemeSettings",
     "SecurityConfig",
     "check_key_url",
+    "dev_jwt_secret",
     "dev_settings",
     "how_to_configure",
     "scheme_kind",
@@ -59,6 +60,7 @@ JWKS_URL_ENV: Final = "BRRTR_JWKS_URL"
 
 DEV_API_KEY: Final = "dev"
 # NOTE: HS256 needs a 32-byte secret at least (RFC 7518 3.2, enforced by JWTSettings).
+#: The start of every development secret (`dev_jwt_secret` adds the scheme's name).
 DEV_JWT_SECRET: Final = "brrt-dev-secret-never-use-in-production"
 DEV_USER: Final = "dev"
 DEV_PASSWORD: Final = "dev"
@@ -305,14 +307,24 @@ def _dev_password_hash() -> PasswordHash:
         f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}")
 
 
+def dev_jwt_secret(scheme_name: str) -> str:
+    """Return the ``--dev`` HS256 secret of one bearer, OAuth2 or OpenID Connect scheme.
+
+    Each scheme has its own (``brrt-dev-secret-never-use-in-production-<scheme>``), so that a
+    token minted for one scheme is not accepted by another, as with real secrets.
+    """
+    return f"{DEV_JWT_SECRET}-{scheme_name}"
+
+
 def dev_settings(scheme: SecurityScheme) -> tuple[SchemeSettings, str] | None:
     """Return the documented ``--dev`` default of `scheme` and a description, if it has one."""
     kind = scheme_kind(scheme)
     if kind == "apiKey":
         return ApiKeySettings((DEV_API_KEY,)), f"API key {DEV_API_KEY!r}"
     if kind in ("bearer", "oauth2", "openIdConnect"):
-        return (JWTSettings(algorithms=("HS256",), secret=DEV_JWT_SECRET),
-                f"HS256 tokens signed with {DEV_JWT_SECRET!r} "
+        secret = dev_jwt_secret(scheme.name)
+        return (JWTSettings(algorithms=("HS256",), secret=secret),
+                f"HS256 tokens signed with its own development secret {secret!r} "
                 f"(brrt token --dev --scheme {scheme.name})")
     if kind == "basic":
         return (BasicSettings({DEV_USER: _dev_password_hash()}),

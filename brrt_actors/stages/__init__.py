@@ -21,7 +21,10 @@ stage, so no request branches on configuration. In order:
                                 into the operation's actor (bounded mailbox, worker greenlet,
                                 deadline: 503 / 504) and the handler's result comes back
     response    (`response`)    the result encoded (JSON, bytes, streams) and checked against
-                                the declared responses (enforce | log | off)
+                                the declared responses (enforce | log | off); an ``x-sse``
+                                operation's events streamed (`brrt_actors.sse`)
+    compression (`compression`) gzip / br for JSON and text bodies the client accepts so
+                                (quality values honoured), ``Vary: Accept-Encoding``
 
 Around the stages, wrapping the whole run (an `Around` builder returns a wrapper, not a
 stage), outermost first: tracing (`tracing`: W3C ``traceparent`` in and out, OpenTelemetry
@@ -50,6 +53,7 @@ from brrt_actors.stages import (
     access_log,
     actor,
     body,
+    compression,
     cors,
     measure,
     parameters,
@@ -94,7 +98,7 @@ AroundBuilder = Callable[["Operation", "BuildContext"], "Around | None"]
 #: The stage builders, in the order the request meets the stages.
 STAGE_BUILDERS: tuple[StageBuilder, ...] = (
     security.build, rate_limit.build, parameters.build, body.build, actor.build,
-    response.build)
+    response.build, compression.build)
 #: The wrappers, outermost first.
 AROUND_BUILDERS: tuple[AroundBuilder, ...] = (
     tracing.build, access_log.build, measure.build, cors.build, rate_limit.build_headers)

@@ -24,7 +24,7 @@ import logging
 import random
 import time
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
@@ -44,9 +44,15 @@ ACCESS_LOGGER = "brrt_actors.access"
 logger = logging.getLogger(ACCESS_LOGGER)
 
 
+# PERF: the date and time to the second are formatted once a second, not once a line.
+_second: list[Any] = [-1, ""]
+
+
 def _timestamp(seconds: float) -> str:
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{whole}.{int(seconds * 1000) % 1000:03d}Z"
+    whole = int(seconds)
+    if whole != _second[0]:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int(seconds * 1000) % 1000:03d}Z"
 
 
 def _body_bytes(answer: Encoded) -> int | None:

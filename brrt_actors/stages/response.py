@@ -127,15 +127,12 @@ class ResponseEncoder:
     def _chunks(self, status: int, body: Any, content_type: str | None,
                 headers: list[tuple[str, str]]) -> Iterable[bytes]:
         try:
-            chunks = body_chunks(status, body, content_type, headers)
+            return body_chunks(status, body, content_type, headers, self.operation.operation_id)
         except UNENCODABLE as ex:
             # NOTE: logged here, once, with the operation; the 500 goes out without internals.
             logger.error("%s: response %s cannot be encoded as valid JSON/UTF-8: %s",
                          self.operation.operation_id, status, ex)
             raise HTTPError(500, "the response could not be encoded") from None
-        if type(chunks) is tuple:  # PERF: the usual whole body, encoded above
-            return chunks
-        return _named_stream(chunks, self.operation.operation_id)
 
     def _encode_checked(self, result: Any) -> Encoded:
         status, body, content_type, headers = self._unpack(result)
@@ -233,8 +230,14 @@ class ResponseEncoder:
 
 
 def body_chunks(status: int, body: Any, content_type: str | None,
-                headers: list[tuple[str, str]]) -> Iterable[bytes]:
-    """Return the body as chunks and add Content-Type (and Content-Length) to `headers`."""
+                headers: list[tuple[str, str]], operation_id: str = "") -> Iterable[bytes]:
+    """Return the body as chunks and add Content-Type (and Content-Length) to `headers`.
+
+    Raises:
+        ValueError, OverflowError, TypeError: (`UNENCODABLE`) the body has no valid JSON or
+            UTF-8 form; a stream's chunk that has none raises `UnencodableChunk`, naming
+            `operation_id`, when the stream gets to it.
+    """
     if status == 204 or status == 304:
         # NOTE: RFC 9110 6.4.1, 8.6: these have no content, and 204 no Content-Length.
         return ()
@@ -255,34 +258,30 @@ def body_chunks(status: int, body: Any, content_type: str | None,
     elif isinstance(body, str):
         data = body.encode()
     elif is_stream(body):
-        return _encoded_stream(body)
+        return _encoded_stream(body, operation_id)
     else:
         data = dumps(body)
     headers.append(("Content-Length", str(len(data))))
     return (data,)
 
 
-def _encoded_stream(chunks: Iterable[Any]) -> Iterable[bytes]:
-    for chunk in chunks:
-        yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)
-
-
 class UnencodableChunk(ValueError):
     """A chunk of a streamed response has no valid UTF-8 form; the stream is cut."""
 
 
-def _named_stream(chunks: Iterable[bytes], operation_id: str) -> Iterable[bytes]:
-    # NOTE: once the head is out the only honest signal is to cut the stream: the server
-    # closes the connection (no last chunk) and logs this, naming the operation, once.
-    try:
-        yield from chunks
-    except UnicodeEncodeError as ex:
-        raise UnencodableChunk(f"{operation_id}: a chunk of the streamed response cannot be "
-                               f"encoded as UTF-8: {ex}") from None
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+def _encoded_stream(chunks: Iterable[Any], operation_id: str) -> Iterable[bytes]:
+    for chunk in chunks:
+        if not isinstance(chunk, str):
+            yield bytes(chunk)
+            continue
+        try:
+            data = chunk.encode()
+        except UnicodeEncodeError as ex:
+            # NOTE: the head is out: the only honest signal left is to cut the stream (the
+            # server closes the connection, no last chunk, and logs this once).
+            raise UnencodableChunk(f"{operation_id}: a chunk of the streamed response cannot "
+                                   f"be encoded as UTF-8: {ex}") from None
+        yield data
 
 
 def encoder_for(operation: Operation, context: BuildContext) -> ResponseEncoder:

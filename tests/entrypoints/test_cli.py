@@ -21,6 +21,8 @@ import pytest
 import ujson
 import yaml
 
+from brrt_actors.security.resolve import dev_jwt_secret
+
 ROOT = Path(__file__).resolve().parents[2]
 TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures_handlers"
@@ -346,8 +348,11 @@ def test_token_for_unconfigured_scheme() -> None:
         "security.bearer.BearerAuth.secret (or use --dev)\n")
     dev = brrt("token", "--scheme", "BearerAuth", "--dev")
     assert dev.returncode == 0 and "DEVELOPMENT DEFAULT" in dev.stderr
-    assert pyjwt.decode(dev.stdout.strip(), "brrt-dev-secret-never-use-in-production",
+    assert pyjwt.decode(dev.stdout.strip(), dev_jwt_secret("BearerAuth"),
                         algorithms=["HS256"])["sub"] == "user"
+    # Each scheme has its own development secret: this token is no OAuth2 token.
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(dev.stdout.strip(), dev_jwt_secret("OAuth2"), algorithms=["HS256"])
 
 
 def test_token_refuses_public_key_schemes(tmp_path: Path) -> None:
@@ -407,7 +412,7 @@ def test_bad_arguments(args: tuple[str, ...]) -> None:
 # -- routes --------------------------------------------------------------------------------
 
 def route_table(output: str) -> list[dict[str, str]]:
-    header, *lines = output.splitlines()
+    header, *lines = output.split("\n\n", 1)[0].splitlines()  # the table, not its sources
     names = header.lower().split()
     rows = []
     for line in lines:
@@ -455,11 +460,22 @@ def test_routes_shows_security_and_env_tuning() -> None:
 
 # -- check ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [(PETSTORE,), (PETSTORE, "--handlers", "handlers")])
-def test_check_petstore_ok(args: tuple[str, ...]) -> None:
-    result = brrt("check", *args, env=environment(**KEY_ENV))
+def test_check_petstore_ok() -> None:
+    result = brrt("check", PETSTORE, "--handlers", "handlers", env=environment(**KEY_ENV))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == f"{PETSTORE}: OK (22 operations)\n"
+
+
+def test_check_without_handlers_says_they_were_not_checked() -> None:
+    result = brrt("check", PETSTORE, env=environment(**KEY_ENV))
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first == f"{PETSTORE}: OK (22 operations)"
+    note = " ".join(line.strip() for line in rest)
+    assert note.startswith("handlers: NOT checked (no --handlers). `brrt serve` still needs a "
+                           "handlers package or module (--handlers) with a function for each "
+                           "operation: add_pet, admin_settings, ")
+    assert note.endswith(", upload_file; or --mock to answer them from the spec.")
 
 
 def test_check_lists_every_problem() -> None:
@@ -547,7 +563,8 @@ def test_run_check_and_routes_in_process(capsys: pytest.CaptureFixture[str]) -> 
 
     spec = str(ROOT / PETSTORE)
     assert cli.run(["check", spec]) == 0
-    assert capsys.readouterr().out == f"{spec}: OK (22 operations)\n"
+    assert capsys.readouterr().out.startswith(
+        f"{spec}: OK (22 operations)\nhandlers: NOT checked (no --handlers).")
     assert cli.run(["check", str(TEST_SPECS / "broken_three.yaml")]) == 1
     assert "3 problem(s)" in capsys.readouterr().out
     assert cli.run(["routes", spec]) == 0
@@ -668,3 +685,81 @@ def test_output_into_a_pipe_nobody_reads_exits_quietly(args: tuple[str, ...],
     # NOTE: argparse itself ignores a failed write of its help, so unbuffered it exits 0.
     quiet = {0, READER_GONE_EXIT} if args == ("--help",) else {READER_GONE_EXIT}
     assert done.returncode in quiet, done.stderr
+
+
+# -- issue 11: everything at once, where values come from, --version ----------------------
+
+def test_version() -> None:
+    result = brrt("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(r"brrt \d+\.\d+\.\d+\S* \(Python 3\.\d+\.\d+\S*\)\n", result.stdout)
+
+
+def test_check_lists_every_family_of_problem_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "brrt.yaml"
+    config.write_text("server: {colour: blue}\n")
+    result = brrt("check", str(TEST_SPECS / "security_schemes.yaml"), "--handlers",
+                  str(FIXTURES / "fx_partial.py"), "--config", str(config),
+                  env=environment(BRRTR_HANDLER_WORKERS="lots"))
+    assert result.returncode == 1
+    listed = result.stdout.splitlines()[1:]
+    wheres = [line.strip().split(": ", 1)[0] for line in listed]
+    # Handlers (spec family) first, then the settings: both in one run.
+    assert any("no handler for operation" in line for line in listed), listed
+    assert f"{config}" in wheres and "BRRTR_HANDLER_WORKERS" in wheres, listed
+
+
+def test_check_lists_handlers_settings_and_security_together(tmp_path: Path) -> None:
+    result = brrt("check", str(TEST_SPECS / "security_schemes.yaml"), "--handlers",
+                  str(FIXTURES / "fx_partial.py"),
+                  env=environment(BRRTR_HANDLER_WORKERS__no_such_op="2"))
+    assert result.returncode == 1
+    listed = result.stdout
+    assert "no handler for operation" in listed
+    assert "BRRTR_HANDLER_WORKERS__no_such_op: no operation has the operationId" in listed
+    assert "security scheme 'Bearer' is used but not configured" in listed
+
+
+def test_serve_refused_lists_every_problem(tmp_path: Path) -> None:
+    result = brrt("serve", str(TEST_SPECS / "discovery.yaml"), "--handlers",
+                  str(FIXTURES / "fx_partial.py"), "--port", "0",
+                  env=environment(BRRTR_HANDLER_QUEUE_BOUND="none"))
+    assert result.returncode == 1
+    assert "BRRTR_HANDLER_QUEUE_BOUND" in result.stderr
+    for operation_id in ("list_things", "create_thing", "get_thing"):
+        assert f"operation {operation_id!r}" in result.stderr
+
+
+def test_routes_shows_where_each_value_came_from() -> None:
+    result = brrt("routes", PETSTORE, env=environment(BRRTR_HANDLER_WORKERS__list_pets="3",
+                                                      BRRTR_HANDLER_QUEUE_BOUND="64"))
+    assert result.returncode == 0, result.stderr
+    by_id = {r["operation"]: r for r in route_table(result.stdout)}
+    assert by_id["list_pets"]["workers"] == "3"  # the operator's variable beats x-brrt-actor
+    sources = result.stdout.split("\n\n", 1)[1].splitlines()
+    assert sources[0] == "where the values come from (the others are built-in defaults):"
+    assert "  list_pets: workers from env BRRTR_HANDLER_WORKERS__list_pets" in sources
+    assert "  list_pets: deadline_ms from spec /paths/~1pets/get/x-brrt-actor" in sources
+    assert "  get_pet: mailbox from env BRRTR_HANDLER_QUEUE_BOUND" in sources
+
+
+def test_start_log_says_when_an_env_value_overrides_the_spec(
+        serve_cli: Callable[..., Served]) -> None:
+    server = serve_cli(PETSTORE, "--handlers", "handlers", env=environment(
+        **KEY_ENV, BRRTR_HANDLER_DEADLINE_MS__LIST_PETS="1500"))
+    server.wait_for("operations ready")
+    assert ("BRRTR_HANDLER_DEADLINE_MS__LIST_PETS: 1500 overrides the spec's 2000 for "
+            "deadline_ms of 'list_pets' (the operator's variable wins over x-brrt-actor)"
+            ) in server.output
+    assert server.signal(signal.SIGTERM) == 0
+
+
+def test_serve_reload_without_watchfiles_says_how_to_get_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "watchfiles.py"
+    blocker.write_text("raise ImportError('watchfiles is not installed')\n")
+    result = brrt("serve", PETSTORE, "--mock", "--reload", "--port", "0",
+                  env=environment(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "--reload: needs the watchfiles package: pip install 'brrt_actors[reload]' (or pip "
+        "install watchfiles)")

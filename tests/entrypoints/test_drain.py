@@ -155,7 +155,7 @@ def _run(seed: int, log: Path) -> list[str]:
             for gate in gates:
                 gate.open()
 
-        stop_after = rng.randint(40, 400)  # answers before the SIGTERM
+        stop_after = rng.randint(40, 200)  # answers before the SIGTERM
         while seen.answered < stop_after and not all(client.ready() for client in clients):
             gevent.sleep(rng.random() * TICK_S)
             open_all()

@@ -17,14 +17,12 @@ import jwt as pyjwt
 import pytest
 import ujson
 from http_app import call
+from observability_handlers import HANDLERS_FILE, SPEC
 
-from brrt_actors import create_app
 from brrt_actors.stages import access_log
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-SPEC = TESTS / "specs" / "observability.yaml"
-HANDLERS = TESTS / "observability_handlers.py"
 SECRET = "access-log-test-secret-0123456789abcdef"
 API_KEY = "key-that-must-never-be-logged"
 ENV = {"BRRTR_API_KEY__ApiKey": API_KEY, "BRRTR_JWT_SECRET__Bearer": SECRET}
@@ -32,21 +30,11 @@ FIELDS = {"time", "request_id", "method", "route", "operation_id", "status", "du
           "mailbox_wait_ms", "bytes", "principal", "scheme", "client", "trace_id"}
 
 
-def _handlers() -> dict[str, Callable[..., Any]]:
-    sys.path.insert(0, str(TESTS))
-    try:
-        import observability_handlers as module
-    finally:
-        sys.path.remove(str(TESTS))
-    return {name: getattr(module, name) for name in ("limited", "keyed", "free", "getItem")}
-
-
 @pytest.fixture()
-def served(apps: list[object], serve: Any) -> Callable[..., Any]:
-    def start(**env: str) -> Any:
-        app = create_app(SPEC, _handlers(), environ={**ENV, **env})
-        apps.append(app)
-        return serve(app)
+def served(serve_observed: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve the observability spec with this module's ENV plus `env` (and a config file)."""
+    def start(config: Path | None = None, **env: str) -> Any:
+        return serve_observed({**ENV, **env}, config)
 
     return start
 
@@ -131,7 +119,7 @@ def test_brrt_serve_writes_json_logs_and_access_lines(tmp_path: Path) -> None:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "brrt_actors", "serve", str(SPEC), "--handlers",
-             str(HANDLERS), "--port", "0"], cwd=ROOT, env=env,
+             str(HANDLERS_FILE), "--port", "0"], cwd=ROOT, env=env,
             stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

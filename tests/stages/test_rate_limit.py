@@ -16,35 +16,23 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 from http_app import Reply, assert_socket_problem, call
+from observability_handlers import HANDLERS_FILE, SPEC, handlers
 
 from brrt_actors import build_app, create_app
 from brrt_actors.errors import ConfigError, SpecError
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-SPEC = TESTS / "specs" / "observability.yaml"
-HANDLERS = TESTS / "observability_handlers.py"
 SECRET = "rate-limit-test-secret-0123456789abcdef"
 ENV = {"BRRTR_API_KEY__ApiKey": "key-one,key-two", "BRRTR_JWT_SECRET__Bearer": SECRET}
 FIELD = re.compile(r'"(?P<name>[^"]+)";r=(?P<r>\d+);t=(?P<t>\d+)\Z')
 
 
-def _handlers() -> dict[str, Callable[..., Any]]:
-    sys.path.insert(0, str(TESTS))
-    try:
-        import observability_handlers as module
-    finally:
-        sys.path.remove(str(TESTS))
-    return {name: getattr(module, name) for name in ("limited", "keyed", "free", "getItem")}
-
-
 @pytest.fixture()
-def served(apps: list[object], serve: Any) -> Callable[..., Any]:
-    """Serve the observability spec with `env` (and a config file) on a real socket."""
+def served(serve_observed: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve the observability spec with this module's ENV plus `env` (and a config file)."""
     def start(config: Path | None = None, **env: str) -> Any:
-        app = create_app(SPEC, _handlers(), environ={**ENV, **env}, config_file=config)
-        apps.append(app)
-        return serve(app)
+        return serve_observed({**ENV, **env}, config)
 
     return start
 
@@ -164,20 +152,20 @@ def test_brrtrouter_rate_limit_section_loads_as_it_is(served: Callable[..., Any]
 
 def test_bad_limits_stop_the_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"BRRTR_RATE_LIMIT: 'lots' is not valid"):
-        build_app(SPEC, _handlers(), environ={**ENV, "BRRTR_RATE_LIMIT": "lots"})
+        build_app(SPEC, handlers(), environ={**ENV, "BRRTR_RATE_LIMIT": "lots"})
     with pytest.raises(ConfigError, match=r"BRRTR_RATE_LIMIT__nosuch: no operation"):
-        build_app(SPEC, _handlers(), environ={**ENV, "BRRTR_RATE_LIMIT__nosuch": "1/second"})
+        build_app(SPEC, handlers(), environ={**ENV, "BRRTR_RATE_LIMIT__nosuch": "1/second"})
     with pytest.raises(ConfigError, match=r"BRRTR_RATE_LIMIT_STORAGE: 'mongodb://u:\*\*\*@db"):
-        build_app(SPEC, _handlers(), environ={**ENV,
+        build_app(SPEC, handlers(), environ={**ENV,
                                               "BRRTR_RATE_LIMIT_STORAGE": "mongodb://u:pw@db/"})
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.read_text().replace('x-rate-limit: "3/minute"', "x-rate-limit: 3"))
     with pytest.raises(SpecError, match=r"/paths/~1limited/get/x-rate-limit: 3 is not valid"):
-        build_app(spec, _handlers(), environ=ENV)
+        build_app(spec, handlers(), environ=ENV)
     config = tmp_path / "config.yaml"
     config.write_text("rate_limit:\n  operations: {nosuch: 1/second}\n  burst: 3\n")
     with pytest.raises(ConfigError) as raised:
-        build_app(SPEC, _handlers(), environ=ENV, config_file=config)
+        build_app(SPEC, handlers(), environ=ENV, config_file=config)
     assert "rate_limit.burst: unknown key" in str(raised.value)
 
 
@@ -191,7 +179,7 @@ class _Process:
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "brrt_actors", "serve", str(SPEC), "--handlers",
-                 str(HANDLERS), "--port", "0"], cwd=ROOT, env=env, stdout=out,
+                 str(HANDLERS_FILE), "--port", "0"], cwd=ROOT, env=env, stdout=out,
                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not (found := re.search(r"listening on http://127\.0\.0\.1:(\d+)",
@@ -246,7 +234,7 @@ def test_two_processes_share_one_limit_through_redis(redis_server: Any,
 def test_redis_down_fails_open_logged_and_counted(redis_server: Any, apps: list[object],
                                                   serve: Any,
                                                   caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(SPEC, _handlers(), environ={
+    app = create_app(SPEC, handlers(), environ={
         **ENV, "BRRTR_RATE_LIMIT_STORAGE": redis_server.url, "BRRTR_RATE_LIMIT__limited":
         "100/minute", "BRRTR_RATE_LIMIT_STORAGE_TIMEOUT_MS": "500"})
     apps.append(app)
@@ -271,7 +259,7 @@ def test_redis_down_fails_open_logged_and_counted(redis_server: Any, apps: list[
 
 def test_redis_down_fails_closed_when_asked(redis_server: Any, apps: list[object],
                                             serve: Any) -> None:
-    app = create_app(SPEC, _handlers(), environ={
+    app = create_app(SPEC, handlers(), environ={
         **ENV, "BRRTR_RATE_LIMIT_STORAGE": redis_server.url,
         "BRRTR_RATE_LIMIT_ON_STORAGE_ERROR": "closed"})
     apps.append(app)

@@ -21,7 +21,13 @@ from conftest import PETSTORE_ENV, ROOT
 from brrt_actors import ConfigError, Principal, Request, SpecError, create_app
 from brrt_actors.security import ApiKeyProvider, build_providers
 from brrt_actors.security.jwt import mint_token
-from brrt_actors.security.resolve import DEV_API_KEY, DEV_JWT_SECRET, DEV_PASSWORD, DEV_USER
+from brrt_actors.security.resolve import (
+    DEV_API_KEY,
+    DEV_JWT_SECRET,
+    DEV_PASSWORD,
+    DEV_USER,
+    dev_jwt_secret,
+)
 from brrt_actors.spec import load_spec
 from brrt_actors.testing import Client, TestResponse
 
@@ -636,13 +642,29 @@ def test_dev_defaults_work_and_warn(schemes_app: Callable[..., Client],
                    and "never use --dev in production" in w for w in warnings), name
     assert client.get("/apikey", headers={"X-API-Key": DEV_API_KEY}).status == 200
     assert client.get("/basic", headers=basic(DEV_USER, DEV_PASSWORD)).json()["subject"] == "dev"
-    assert client.get("/bearer", headers=jwt_for(DEV_JWT_SECRET)).status == 200
-    assert client.get("/oauth2", headers=jwt_for(DEV_JWT_SECRET, scope="read")).status == 200
-    assert client.get("/oidc", headers=jwt_for(DEV_JWT_SECRET)).status == 200
+    assert client.get("/bearer", headers=jwt_for(dev_jwt_secret("Bearer"))).status == 200
+    assert client.get("/oauth2", headers=jwt_for(dev_jwt_secret("OAuth2"),
+                                                 scope="read")).status == 200
+    assert client.get("/oidc", headers=jwt_for(dev_jwt_secret("Oidc"))).status == 200
     # Still closed to everything else.
     unauthorized(client.get("/apikey", headers={"X-API-Key": "test123"}))
     unauthorized(client.get("/basic", headers=basic(DEV_USER, "nope")))
     unauthorized(client.get("/bearer", headers=jwt_for(BEARER_SECRET)))
+
+
+def test_dev_gives_each_jwt_scheme_its_own_secret(schemes_app: Callable[..., Client]) -> None:
+    client = schemes_app({}, dev=True)
+    bearer, oauth2 = dev_jwt_secret("Bearer"), dev_jwt_secret("OAuth2")
+    assert bearer != oauth2 and bearer.startswith(DEV_JWT_SECRET)
+    # A development OAuth2 token with only `write` is not a bearer token: /either wants the
+    # bearer scheme, or OAuth2 with `read`.
+    write_only = client.get("/either", headers=jwt_for(oauth2, scope="write"))
+    assert write_only.status == 403, write_only
+    assert write_only.headers["www-authenticate"] == (
+        'Bearer realm="OAuth2", error="insufficient_scope", scope="read"')
+    assert client.get("/either", headers=jwt_for(bearer)).json()["scheme"] == "Bearer"
+    unauthorized(client.get("/bearer", headers=jwt_for(oauth2)))
+    unauthorized(client.get("/oauth2", headers=jwt_for(bearer, scope="read")))
 
 
 def test_dev_leaves_configured_schemes_alone(schemes_app: Callable[..., Client],
@@ -657,7 +679,7 @@ def test_dev_leaves_configured_schemes_alone(schemes_app: Callable[..., Client],
 def test_mock_rejects_unconfigured_unless_dev(schemes_app: Callable[..., Client]) -> None:
     mock = schemes_app({}, mock=True)
     unauthorized(mock.get("/apikey", headers={"X-API-Key": DEV_API_KEY}))
-    unauthorized(mock.get("/bearer", headers=jwt_for(DEV_JWT_SECRET)))
+    unauthorized(mock.get("/bearer", headers=jwt_for(dev_jwt_secret("Bearer"))))
     both = schemes_app({}, mock=True, dev=True)
     assert both.get("/apikey", headers={"X-API-Key": DEV_API_KEY}).status == 200
 

@@ -10,33 +10,23 @@ from typing import Any
 
 import pytest
 from http_app import assert_socket_problem, call
+from observability_handlers import SPEC, handlers
 
 from brrt_actors import create_app
 from brrt_actors.stages.tracing import parse_traceparent
 
 TESTS = Path(__file__).resolve().parents[1]
-SPEC = TESTS / "specs" / "observability.yaml"
 ENV = {"BRRTR_API_KEY__ApiKey": "key-one", "BRRTR_JWT_SECRET__Bearer": "s" * 32}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
 
-def _handlers() -> dict[str, Callable[..., Any]]:
-    sys.path.insert(0, str(TESTS))
-    try:
-        import observability_handlers as module
-    finally:
-        sys.path.remove(str(TESTS))
-    return {name: getattr(module, name) for name in ("limited", "keyed", "free", "getItem")}
-
-
 @pytest.fixture()
-def served(apps: list[object], serve: Any) -> Callable[..., Any]:
-    def start(**env: str) -> Any:
-        app = create_app(SPEC, _handlers(), environ={**ENV, **env})
-        apps.append(app)
-        return serve(app)
+def served(serve_observed: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve the observability spec with this module's ENV plus `env` (and a config file)."""
+    def start(config: Path | None = None, **env: str) -> Any:
+        return serve_observed({**ENV, **env}, config)
 
     return start
 
@@ -138,7 +128,7 @@ def test_spans_are_exported_over_otlp_http(apps: list[object], serve: Any) -> No
         return [b""]
 
     endpoint = serve(collector)
-    app = create_app(SPEC, _handlers(), environ={
+    app = create_app(SPEC, handlers(), environ={
         **ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{endpoint.address[1]}"})
     server = serve(app)
     reply = call(server, "/items/7", headers={"traceparent": TRACEPARENT})

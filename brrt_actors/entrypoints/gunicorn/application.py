@@ -78,7 +78,8 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
                  metrics_dir: str | None = None, reexec_as_module: bool = False,
                  reload: bool = False) -> None:
         self.factory = factory
-        self.reload = reload
+        # NOTE: not `self.reload`: that is gunicorn's BaseApplication.reload, run on SIGHUP.
+        self.watch_files = reload
         self.workers = workers
         self.host = host
         self.port = port
@@ -124,7 +125,7 @@ class SpecApplication(BaseApplication):  # type: ignore[misc]
         With `reload`, a change to the spec, the config file or the handlers sends the
         arbiter SIGHUP: the new version is checked, then the workers are replaced.
         """
-        if self.reload:
+        if self.watch_files:
             from brrt_actors.watching import watch_for_arbiter, watch_set
 
             factory = self.factory
