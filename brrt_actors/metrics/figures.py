@@ -24,6 +24,7 @@ Metric names (labels):
     brrt_requests_in_flight{operation_id, method}                    gauge
     brrt_unmatched_requests_total{status}                            counter (404, 405)
     brrt_auth_failures_total{scheme, status}                         counter (401, 403)
+    brrt_reloads_total{result}                                       counter (--reload only)
     brrt_actor_workers / _busy_workers / _mailbox_depth / _mailbox_capacity{operation_id}
     brrt_actor_{completed, handler_errors, rejected, refused, deadline_exceeded,
                 cancelled, expired, worker_restarts}_total{operation_id}

@@ -54,13 +54,12 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=12).hexdigest()
 
 
-def _trusted(address: str, networks: tuple[Network, ...]) -> ipaddress.IPv4Address | \
-        ipaddress.IPv6Address | None:
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
-        return None
-    return parsed if any(parsed in network for network in networks) else None
+        return False
+    return any(parsed in network for network in networks)
 
 
 def client_address(trusted_proxies: tuple[str, ...]) -> Callable[[dict[str, Any]], str]:
@@ -81,7 +80,7 @@ def client_address(trusted_proxies: tuple[str, ...]) -> Callable[[dict[str, Any]
     def forwarded(environ: dict[str, Any]) -> str:
         remote: str = environ.get("REMOTE_ADDR") or "unknown"
         header = environ.get("HTTP_X_FORWARDED_FOR")
-        if not header or _trusted(remote, networks) is None:
+        if not header or not _trusted(remote, networks):
             return remote
         client = remote
         for hop in reversed(header.split(",")[-MAX_FORWARDED_HOPS:]):

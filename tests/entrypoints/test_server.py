@@ -22,6 +22,7 @@ from typing import Any
 import gevent
 import pytest
 from conftest import Serve
+from gevent import monkey
 from gevent.event import Event
 
 from brrt_actors.config import load_settings
@@ -321,6 +322,23 @@ def test_stop_never_resets_a_request_that_comes_to_an_idle_connection(
         # NOTE: the request is in the server's socket before the stop, not yet read by it:
         # answered (with Connection: close), or the connection is closed before any byte of
         # it is read; never a reset, nor a request cut in the middle.
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        server.stop()
+        data = sock.recv(65536)  # NOTE: raises ConnectionResetError on a reset
+        if data:
+            assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"Connection: close" in data
+        assert closed_by_peer(sock, within_s=1)
+
+
+def test_stop_never_resets_a_connection_waiting_in_the_listen_backlog(
+        start: Callable[..., HTTPServer]) -> None:
+    server = start(shutdown_grace_s=2)
+    # NOTE: a blocking socket connects and sends without letting the server's loop run: the
+    # kernel accepted the connection, the server did not yet (as under gunicorn, where the
+    # last worker to stop closes a listener that other workers' clients still reach).
+    with monkey.get_original("socket", "socket")() as sock:
+        sock.settimeout(2)
+        sock.connect(server.address)
         sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
         server.stop()
         data = sock.recv(65536)  # NOTE: raises ConnectionResetError on a reset
