@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["parse_cookies", "parse_query", "unquote_path", "unquote_query"]
+from brrt_actors.coercion import InvalidValue
+
+__all__ = ["decode_cookie_value", "decode_path_value", "decode_query_value", "parse_cookies",
+           "parse_query", "unquote_path", "unquote_query"]
 
 
 def _wsgi_text(raw: str) -> str:
@@ -31,6 +34,39 @@ def unquote_path(raw: str) -> str:
     if not raw.isascii():
         raw = _wsgi_text(raw)
     return unquote(raw)
+
+
+def _strict(raw: str, plus: bool) -> str:
+    try:
+        if not raw.isascii():
+            try:
+                # NOTE: PEP 3333 hands URL parts over as latin-1-decoded bytes: the raw bytes.
+                undone = raw.encode("latin-1")
+            except UnicodeEncodeError:
+                pass  # text already (an in-process caller's)
+            else:
+                raw = undone.decode("utf-8")
+        if "%" not in raw and not (plus and "+" in raw):
+            return raw
+        return (unquote_plus if plus else unquote)(raw, errors="strict")
+    except UnicodeDecodeError:
+        # SECURITY: never a U+FFFD stand-in the client did not send (issue 9).
+        raise InvalidValue(f"{raw!r} is not UTF-8 text once percent-decoded") from None
+
+
+def decode_query_value(raw: str) -> str:
+    """Decode one query value, as `unquote_query`; `InvalidValue` when it is not UTF-8."""
+    return _strict(raw, plus=True)
+
+
+def decode_path_value(raw: str) -> str:
+    """Decode one path segment, as `unquote_path`; `InvalidValue` when it is not UTF-8."""
+    return _strict(raw, plus=False)
+
+
+def decode_cookie_value(raw: str) -> str:
+    """Percent-decode one cookie value; `InvalidValue` when it is not UTF-8."""
+    return _strict(raw, plus=False)
 
 
 def parse_query(query_string: str) -> dict[str, list[str]]:

@@ -21,14 +21,14 @@ A handler's iterator runs in a greenlet of its own (not an actor worker), readin
 ``sse_buffer_events`` ahead of the client: a blocking generator then costs no worker and
 the heartbeat still goes out while it waits. Queues and subscriptions are read directly.
 
-Slow clients: a `Broadcaster` keeps at most ``buffer_events`` events per subscriber; one that
-falls further behind is dropped (its stream ends after what it holds; a browser's
-EventSource reconnects with ``Last-Event-ID``). A client that stops reading altogether is
-cut by the server's stall timeout.
+Slow clients: a `Broadcaster` (`brrt_actors.broadcast`, re-exported here) keeps at most
+``buffer_events`` events per subscriber; one that falls further behind is dropped (its
+stream ends after what it holds; a browser's EventSource reconnects with
+``Last-Event-ID``). A client that stops reading altogether is cut by the server's stall
+timeout.
 """
 from __future__ import annotations
 
-import logging
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +37,7 @@ import gevent
 import ujson
 from gevent.queue import Channel, Empty, Queue, SimpleQueue
 
+from brrt_actors.broadcast import Broadcaster, Subscription
 from brrt_actors.engine.answering import KEEP_STREAMING
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import is_stream
@@ -49,14 +50,12 @@ __all__ = ["HEARTBEAT", "KEEP_STREAMING", "OPENED", "SSE_EXTENSION", "Broadcaste
            "EventStream", "EventStreams", "StreamFailed", "Subscription", "encode_event",
            "is_event_source", "is_sse_operation", "last_event_id"]
 
-logger = logging.getLogger("brrt_actors.sse")
-
 SSE_EXTENSION: Final = "x-sse"
 #: The comment sent after `sse_heartbeat_s` without an event.
 HEARTBEAT: Final = b": keep-alive\n\n"
 #: The comment that sends the head at once when no event is ready yet.
 OPENED: Final = b": open\n\n"
-_END: Final = StopIteration  # NOTE: gevent's own end-of-queue marker
+_END: Final = StopIteration  # NOTE: gevent's own end-of-queue marker, as a Subscription's
 
 
 def is_sse_operation(operation: Operation) -> bool:
@@ -142,104 +141,6 @@ def encode_event(item: Any) -> bytes:
         return encode_event(str(item) if isinstance(item, str) else item.encode())
     raise TypeError(f"an event stream item is an Event, a dict or list, bytes or str, "
                     f"not {kind.__name__}")
-
-
-# -- the sources of a stream ----------------------------------------------------------------
-
-class Subscription:
-    """One subscriber of a `Broadcaster`: what it published since, in a bounded queue.
-
-    Iterate it (a blocking generator does) or return it from the handler (read directly).
-    `close` unsubscribes; the stream's end closes it.
-    """
-
-    __slots__ = ("_broadcaster", "_queue", "dropped")
-
-    def __init__(self, broadcaster: Broadcaster) -> None:
-        self._broadcaster: Broadcaster | None = broadcaster
-        # NOTE: unbounded underneath: the broadcaster bounds it, and the end marker always fits.
-        self._queue: Queue[Any] = Queue()
-        #: True once the broadcaster dropped this subscriber for falling behind.
-        self.dropped = False
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """Return the next event (`StopIteration` once ended); raise `Empty` after `timeout`."""
-        return self._queue.get(block, timeout)
-
-    def pending(self) -> int:
-        """Return the events published and not yet read."""
-        return self._queue.qsize()
-
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        item = self._queue.get()
-        if item is _END:
-            raise StopIteration
-        return item
-
-    def end(self) -> None:
-        """Let the reader have what it holds, then the end (nothing more is delivered)."""
-        broadcaster, self._broadcaster = self._broadcaster, None
-        if broadcaster is not None:
-            broadcaster._subscribers.pop(self, None)
-            self._queue.put_nowait(_END)
-
-    close = end
-
-
-class Broadcaster:
-    """Publish events to every subscriber at once, each with a bounded buffer.
-
-    A subscriber holding `buffer_events` unread events when another is published is dropped:
-    its stream ends after what it holds (an EventSource then reconnects, sending
-    ``Last-Event-ID``), so one slow client never holds the publisher or the others back.
-
-    Args:
-        buffer_events: events kept per subscriber at most.
-    """
-
-    def __init__(self, buffer_events: int = 64) -> None:
-        if buffer_events < 1:
-            raise ValueError(f"buffer_events must be at least 1, not {buffer_events}")
-        self.buffer_events = buffer_events
-        # NOTE: a dict, not a set: subscribers are reached in the order they came.
-        self._subscribers: dict[Subscription, None] = {}
-        #: Subscribers dropped so far for falling behind.
-        self.dropped = 0
-
-    @property
-    def subscribers(self) -> int:
-        """The subscribers now."""
-        return len(self._subscribers)
-
-    def subscribe(self) -> Subscription:
-        """Return a new subscription: what is published from now on."""
-        subscription = Subscription(self)
-        self._subscribers[subscription] = None
-        return subscription
-
-    def publish(self, event: Any) -> int:
-        """Give `event` to every subscriber (never blocks); return how many got it."""
-        bound = self.buffer_events
-        reached = 0
-        for subscription in list(self._subscribers):
-            if subscription.pending() >= bound:
-                subscription.dropped = True
-                self.dropped += 1
-                logger.warning("an event stream subscriber fell %d events behind: dropped",
-                               bound)
-                subscription.end()
-                continue
-            subscription._queue.put_nowait(event)
-            reached += 1
-        return reached
-
-    def close(self) -> None:
-        """End every subscription."""
-        for subscription in list(self._subscribers):
-            subscription.end()
 
 
 #: Sources read directly (no greenlet of their own): queues and subscriptions.

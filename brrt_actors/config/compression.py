@@ -14,28 +14,15 @@ the start with a message naming the key.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
-from brrt_actors.config.knobs import Invalid, _integer, _switch, describe, env_value
+from brrt_actors.config.knobs import Invalid, Knob, _integer, _switch, env_value, parse_knob
 from brrt_actors.config.settings import COMPRESSION_ENCODINGS, CompressionSettings
 from brrt_actors.errors import Problem
 
-__all__ = ["COMPRESSION_KEYS", "brotli_installed", "read_compression_settings"]
-
-#: The ``compression:`` keys, each with its environment variable.
-COMPRESSION_KEYS: Final = {
-    "enabled": "BRRTR_COMPRESSION",
-    "min_bytes": "BRRTR_COMPRESSION_MIN_BYTES",
-    "level": "BRRTR_COMPRESSION_LEVEL",
-    "brotli_quality": "BRRTR_COMPRESSION_BROTLI_QUALITY",
-    "encodings": "BRRTR_COMPRESSION_ENCODINGS",
-}
-
-
-def brotli_installed() -> bool:
-    """Tell whether the optional ``brotli`` package can be imported."""
-    return importlib.util.find_spec("brotli") is not None
+__all__ = ["COMPRESSION_KEYS", "COMPRESSION_KNOBS", "brotli_installed",
+           "read_compression_settings"]
 
 
 def _encodings(value: object) -> tuple[str, ...]:
@@ -51,13 +38,20 @@ def _encodings(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-_PARSERS: Final[Mapping[str, Callable[[object], Any]]] = {
-    "enabled": _switch,
-    "min_bytes": _integer(0),
-    "level": _integer(0, 9),
-    "brotli_quality": _integer(0, 11),
-    "encodings": _encodings,
-}
+#: The ``compression:`` keys, each with its environment variable and parser.
+COMPRESSION_KNOBS: Final = (
+    Knob("enabled", "BRRTR_COMPRESSION", _switch),
+    Knob("min_bytes", "BRRTR_COMPRESSION_MIN_BYTES", _integer(0)),
+    Knob("level", "BRRTR_COMPRESSION_LEVEL", _integer(0, 9)),
+    Knob("brotli_quality", "BRRTR_COMPRESSION_BROTLI_QUALITY", _integer(0, 11)),
+    Knob("encodings", "BRRTR_COMPRESSION_ENCODINGS", _encodings),
+)
+COMPRESSION_KEYS: Final = {knob.name: knob.env for knob in COMPRESSION_KNOBS}
+
+
+def brotli_installed() -> bool:
+    """Tell whether the optional ``brotli`` package can be imported."""
+    return importlib.util.find_spec("brotli") is not None
 
 
 def read_compression_settings(section: Mapping[str, Any], environ: Mapping[str, str],
@@ -73,20 +67,16 @@ def read_compression_settings(section: Mapping[str, Any], environ: Mapping[str, 
     """
     values: dict[str, Any] = {}
     where: dict[str, str] = {}
-    for key, variable in COMPRESSION_KEYS.items():
-        sources = []
-        if key in section:
-            sources.append((f"{prefix}compression.{key}", section[key]))
-        raw = env_value(environ, variable)
+    for knob in COMPRESSION_KNOBS:
+        sources = [(f"{prefix}compression.{knob.name}", section[knob.name])
+                   ] if knob.name in section else []
+        raw = env_value(environ, knob.env)
         if raw is not None:
-            sources.append((variable, raw))
+            sources.append((knob.env, raw))
         for name, value in sources:
-            try:
-                values[key] = _PARSERS[key](value)
-            except Invalid as ex:
-                problems.append((name, f"{describe(value)} is not valid; expected {ex}"))
-            else:
-                where[key] = name
+            parsed = parse_knob(knob, value, name, problems)
+            if parsed is not None:
+                values[knob.name], where[knob.name] = parsed, name
     if not brotli_installed():
         if "br" in values.get("encodings", ()):
             problems.append((where["encodings"], "lists br, but the brotli package is not "

@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 from brrt_actors.coercion import (
     InvalidValue,
@@ -33,7 +32,11 @@ from brrt_actors.coercion import (
     resolve,
     schema_types,
 )
-from brrt_actors.request_text import unquote_path, unquote_query
+from brrt_actors.request_text import (
+    decode_cookie_value,
+    decode_path_value,
+    decode_query_value,
+)
 from brrt_actors.spec.model import JSONSchema, Parameter
 
 __all__ = ["ABSENT", "Reader", "Unsupported", "build_reader"]
@@ -114,14 +117,14 @@ def build_reader(param: Parameter, query_names: set[str]) -> Reader:
     if location == "header":
         return _header_reader(param, shape, schema)
     if location == "cookie":
-        return _multi_reader(param, shape, schema, 0, unquote, query_names=None)
+        return _multi_reader(param, shape, schema, 0, decode_cookie_value, query_names=None)
     if style in ("spaceDelimited", "pipeDelimited") and shape == "primitive":
         raise Unsupported(f"style {style!r} applies to arrays and objects only")
     if style == "deepObject":
         if shape != "object":
             raise Unsupported("style 'deepObject' applies to objects only")
         return _deep_object_reader(param, schema)
-    return _multi_reader(param, shape, schema, -1, unquote_query, query_names)
+    return _multi_reader(param, shape, schema, -1, decode_query_value, query_names)
 
 
 def _content_reader(param: Parameter) -> Reader:
@@ -132,14 +135,15 @@ def _content_reader(param: Parameter) -> Reader:
     if location == "path":
         def raw_value(source: Any) -> Any:
             raw = source.get(name)
-            return ABSENT if raw is None else unquote_path(raw)
+            return ABSENT if raw is None else decode_path_value(raw)
     elif location == "header":
         env_key = _environ_key(name)
 
         def raw_value(source: Any) -> Any:
             return source.get(env_key, ABSENT)
     else:
-        index, decode = (-1, unquote_query) if location == "query" else (0, unquote)
+        index, decode = ((-1, decode_query_value) if location == "query"
+                         else (0, decode_cookie_value))
 
         def raw_value(source: Any) -> Any:
             values = source.get(name)
@@ -162,7 +166,7 @@ def _environ_key(name: str) -> str:
 
 def _path_reader(param: Parameter, shape: str, schema: JSONSchema) -> Reader:
     name, style, explode = param.name, param.style, param.explode
-    decode = unquote_path
+    decode = decode_path_value
     # What the value starts with, and the delimiters of arrays / exploded objects.
     if style == "simple":
         prefix, array_sep, object_sep = "", ",", ","
@@ -354,9 +358,9 @@ def _deep_object_reader(param: Parameter, schema: JSONSchema) -> Reader:
             if key.startswith(opening) and key.endswith("]"):
                 prop = key[len(opening):-1]
                 if prop in build.arrays:
-                    pairs.extend((prop, unquote_query(value)) for value in values)
+                    pairs.extend((prop, decode_query_value(value)) for value in values)
                 else:
-                    pairs.append((prop, unquote_query(values[-1])))
+                    pairs.append((prop, decode_query_value(values[-1])))
         return build(pairs) if pairs else ABSENT
 
     return read

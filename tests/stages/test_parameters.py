@@ -509,3 +509,25 @@ def test_no_parameters_of_a_location() -> None:
     decoder = ParameterDecoder([param("id", "path", {"type": "integer"})])
     path, query, headers, cookies, errors = decoder.decode({"id": "7"}, {"QUERY_STRING": "a=1"})
     assert (path, query, headers, cookies, errors) == ({"id": 7}, {}, {}, {}, [])
+
+
+@pytest.mark.parametrize(("location", "raw"), [
+    ("query", "caf%E9"), ("query", "caf\xc3"), ("path", "%ff"), ("cookie", "a%C3")])
+def test_values_that_are_not_utf8_once_percent_decoded_are_errors(location: str,
+                                                                  raw: str) -> None:
+    p = param("v", location, STRING)
+    source: dict[str, Any] = {"path": {"v": raw}}
+    if location != "path":
+        source[location] = f"v={raw}"
+    *_, errors = decode([p], source.pop("path"), **source)
+    assert [(e["in"], e["name"]) for e in errors] == [(location, "v")]
+    assert "is not UTF-8 text once percent-decoded" in errors[0]["message"]
+
+
+def test_values_that_are_utf8_once_percent_decoded() -> None:
+    params = [param("p", "path", STRING), param("q", "query", STRING),
+              param("c", "cookie", STRING)]
+    path, query, _, cookies, errors = decode(params, {"p": "caf%C3%A9"}, query="q=caf%C3%A9+x",
+                                             cookie="c=caf%C3%A9")
+    assert errors == []
+    assert (path, query, cookies) == ({"p": "café"}, {"q": "café x"}, {"c": "café"})
