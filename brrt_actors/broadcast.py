@@ -69,6 +69,9 @@ class Broadcaster:
     its stream ends after what it holds (an EventSource then reconnects, sending
     ``Last-Event-ID``), so one slow client never holds the publisher or the others back.
 
+    Publish from the thread whose gevent hub serves the app (handlers do): gevent queues are
+    not shared across threads.
+
     Args:
         buffer_events: events kept per subscriber at most.
     """

@@ -189,8 +189,8 @@ def build_app(
         mock: answer operations that have no handler with their declared example (or a
             generated value), and let unconfigured security schemes reject everything.
         dev: give unconfigured security schemes their documented development defaults
-            (API key ``dev``, HS256 secret ``brrt-dev-secret-never-use-in-production``,
-            user ``dev``/``dev``),
+            (API key ``dev``, for each bearer/OAuth2 scheme its own HS256 secret
+            ``brrt-dev-secret-never-use-in-production-<Scheme>``, user ``dev``/``dev``),
             with a warning per scheme. Never in production.
         environ: where settings and secrets are read (default: ``os.environ``).
         config_file: YAML config file (settings and secrets; env vars win).

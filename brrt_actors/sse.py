@@ -103,8 +103,10 @@ class Event:
         lines = [f"id: {self.id}\n" if self.id is not None else "",
                  f"event: {self.event}\n" if self.event is not None else "",
                  f"retry: {int(self.retry)}\n" if self.retry is not None else ""]
-        # NOTE: every line of the data is a field of its own; the client joins them with \n.
-        lines.extend(f"data: {line}\n" for line in data.replace("\r\n", "\n").split("\n"))
+        # SECURITY: CR, LF and CRLF all end a line for the client: each line of the data
+        # is a field of its own (the client joins them with \n), never a field it names.
+        lines.extend(f"data: {line}\n" for line in
+                     data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
         lines.append("\n")
         return "".join(lines).encode()
 

@@ -134,6 +134,7 @@ class Store:
 
     def logged_events(self, after: int | None = None, count: int | None = None) -> list[Event]:
         """Return the events kept whose id is above `after`; only the latest `count` if given."""
+        after = self._known(after)
         first_id = self.events_logged - len(self.events) + 1
         start = 0 if after is None else max(0, after + 1 - first_id)
         if count is not None:
@@ -141,14 +142,17 @@ class Store:
         return [_event(number, name, data) for number, (name, data) in enumerate(
             itertools.islice(self.events, start, None), start=first_id + start)]
 
+    def _known(self, after: int | None) -> int | None:
+        # NOTE: an id past the last one is from before a restart: the numbering began again.
+        return None if after is None or after > self.events_logged else after
+
     def follow_events(self, after: int | None = None) -> Iterator[Event]:
         """Yield the events kept after `after` (a client's Last-Event-ID), then the new ones live.
 
         Ends when the feed drops this follower for falling behind (the client reconnects).
         """
         subscription = self.feed.subscribe()  # NOTE: first: nothing falls between the two
-        if after is not None and after > self.events_logged:
-            after = None  # NOTE: an id from before a restart: the numbering began again
+        after = self._known(after)
         try:
             last = self.events_logged if after is None else after
             for event in self.logged_events(last):

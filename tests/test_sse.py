@@ -318,6 +318,7 @@ def test_a_slow_subscriber_is_dropped_after_what_it_holds() -> None:
 
 def test_events_are_written_in_the_wire_format() -> None:
     assert Event(retry=1500).encode() == b"retry: 1500\ndata: \n\n"
+    assert Event("a\rid: 9\r\nb").encode() == b"data: a\ndata: id: 9\ndata: b\n\n"
     assert Event([1, 2], event="tick").encode() == b"event: tick\ndata: [1,2]\n\n"
     assert encode_event("data: x\n\n") == b"data: x\n\n"
     with pytest.raises(ValueError, match="one line"):

@@ -50,6 +50,8 @@ _log = logging.getLogger("brrt_actors.server")
 # the client sent before it saw the FIN, for this long at most: closing with unread bytes
 # would send a reset instead of a clean close.
 _DRAIN_LINGER_S = 0.25
+# NOTE: how long a connection accepted as the server stops waits for its first request.
+_DRAIN_FIRST_REQUEST_S = 0.5
 
 
 class Connection(RequestParsing, Answering):
@@ -105,6 +107,9 @@ class Connection(RequestParsing, Answering):
         # SECURITY: counted from the last answer, not from the last packet: bytes that start
         # no request (empty lines) do not keep an idle connection open.
         idle_until = 0.0
+        # NOTE: a connection the stop took from the listen backlog (`HTTPServer.stop`) waits
+        # for its first request (briefly): the kernel accepted it, its client may send.
+        first_wait_s = _DRAIN_FIRST_REQUEST_S if server.draining else 0.0
         while True:
             while queue:
                 idle_until = 0.0
@@ -122,9 +127,10 @@ class Connection(RequestParsing, Answering):
             if server.draining and not self._in_head:
                 # NOTE: stopping, nothing begun: what the client already sent is served
                 # (the answer ends the connection), else the connection closes cleanly.
-                data = self._sent_already()
+                data = self._sent_already(first_wait_s)
                 if not data:
                     return self._linger(_DRAIN_LINGER_S)
+                first_wait_s = 0.0
                 self._feed(data)
                 continue
             if self._in_head:  # part of the next request's head is here: its deadline runs
@@ -153,13 +159,16 @@ class Connection(RequestParsing, Answering):
                 return None
             self._feed(data)
 
-    def _sent_already(self) -> bytes:
-        """Return what the client sent and this connection has not read yet, without waiting."""
+    def _sent_already(self, wait_s: float) -> bytes:
+        """Return what the client sent and this connection has not read yet (b"" if none).
+
+        Waits for it up to `wait_s`, 0 for not at all.
+        """
         sock = self.sock
-        sock.settimeout(0.0)
+        sock.settimeout(wait_s)
         try:
             return sock.recv(RECV_SIZE)
-        except BlockingIOError:
+        except (BlockingIOError, TimeoutError):
             return b""
         finally:
             sock.settimeout(None)

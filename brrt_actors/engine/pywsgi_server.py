@@ -38,6 +38,7 @@ _log = logging.getLogger("brrt_actors.server")
 _MAX_REQUEST_LINE: int = getattr(pywsgi, "MAX_REQUEST_LINE", 8192)
 # NOTE: as the httptools engine's (`brrt_actors.engine.connection`).
 _DRAIN_LINGER_S = 0.25
+_DRAIN_FIRST_REQUEST_S = 0.5
 # What pywsgi's own refusals say (it answers these with a bare status line).
 _DETAILS = {
     400: "malformed request",
@@ -83,6 +84,8 @@ class _ConnectionHandler(WSGIHandler):
     # True only while waiting for the next request line (nothing in flight): stop() may
     # close such a connection at once.
     idle = False
+    # True until the connection reads its first request line.
+    first = True
     greenlet: greenlet | None = None
 
     def handle(self) -> None:
@@ -102,19 +105,28 @@ class _ConnectionHandler(WSGIHandler):
             self.greenlet = None
 
     def read_requestline(self) -> str:
-        if self.server.draining:
-            # NOTE: stopping: end the keep-alive connection instead of waiting, cleanly
-            linger(self.socket, _DRAIN_LINGER_S)
-            return ""
-        self.idle = True
+        server = self.server
+        first, self.first = self.first, False
+        if server.draining:
+            if not first:
+                # NOTE: stopping: end the keep-alive connection instead of waiting, cleanly
+                linger(self.socket, _DRAIN_LINGER_S)
+                return ""
+            # NOTE: taken from the listen backlog by the stop: its first request is awaited
+            # (briefly), as the other engine's.
+            self.socket.settimeout(_DRAIN_FIRST_REQUEST_S)
+        else:
+            self.idle = True
         try:
             line = self.rfile.readline(_MAX_REQUEST_LINE)
         except TimeoutError as ex:
-            if isinstance(ex, _Drained):  # closed by a stop (`PywsgiServer.close_idle`)
+            if isinstance(ex, _Drained) or server.draining:  # closed by a stop
                 linger(self.socket, _DRAIN_LINGER_S)
             return ""  # idle for keepalive_timeout_s: close quietly
         finally:
             self.idle = False
+            if first and server.draining:
+                self.socket.settimeout(server.keepalive_timeout_s)
         return line.decode("latin-1")
 
     def handle_one_request(self) -> tuple[str, bytes] | Literal[True] | None:

@@ -30,8 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                             "default text)")
     serve.add_argument("--dev", action="store_true",
                        help="development defaults for unconfigured security schemes (API key "
-                            "'dev', HS256 secret 'brrt-dev-secret-never-use-in-production', "
-                            "user dev/dev); never in production")
+                            "'dev', each bearer/OAuth2 scheme its own HS256 secret "
+                            "'brrt-dev-secret-never-use-in-production-<Scheme>', user dev/dev); "
+                            "never in production")
     serve.add_argument("--workers", type=int,
                        help="worker processes sharing the socket, run by gunicorn's arbiter "
                             "(env BRRTR_WORKERS, default 1: one process, no arbiter)")
