@@ -341,6 +341,13 @@ def test_no_request_fails_while_versions_are_swapped(
     assert served.stop() == 0
 
 
+def status_or_error(server: Server, path: str) -> int | str:
+    try:
+        return server.get(path)[0]
+    except (OSError, http.client.HTTPException) as ex:
+        return repr(ex)
+
+
 @pytest.mark.slow
 def test_workers_reload_through_the_arbiter(service: tuple[Path, Path],
                                             server: Callable[..., Server]) -> None:
@@ -351,7 +358,7 @@ def test_workers_reload_through_the_arbiter(service: tuple[Path, Path],
     # NOTE: gunicorn checks the new version in a subprocess, boots new workers, then stops
     # the old ones: until they are gone, some requests still reach the old version.
     deadline = time.monotonic() + 30
-    while [served.get("/b")[0] for _ in range(10)] != [200] * 10:
+    while [status_or_error(served, "/b") for _ in range(10)] != [200] * 10:
         assert time.monotonic() < deadline, served.log.read_text()
         gevent.sleep(0.05)
     write(spec, spec_text("3", {"/a": "get_a", "/b": "get_b"}) + "  broken: [\n")

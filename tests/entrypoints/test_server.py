@@ -330,21 +330,27 @@ def test_stop_never_resets_a_request_that_comes_to_an_idle_connection(
         assert closed_by_peer(sock, within_s=1)
 
 
-def test_stop_never_resets_a_connection_waiting_in_the_listen_backlog(
+def test_stop_answers_the_connections_waiting_in_the_listen_backlog(
         start: Callable[..., HTTPServer]) -> None:
     server = start(shutdown_grace_s=2)
-    # NOTE: a blocking socket connects and sends without letting the server's loop run: the
-    # kernel accepted the connection, the server did not yet (as under gunicorn, where the
-    # last worker to stop closes a listener that other workers' clients still reach).
-    with monkey.get_original("socket", "socket")() as sock:
-        sock.settimeout(2)
-        sock.connect(server.address)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-        server.stop()
-        data = sock.recv(65536)  # NOTE: raises ConnectionResetError on a reset
-        if data:
-            assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"Connection: close" in data
-        assert closed_by_peer(sock, within_s=1)
+    # NOTE: blocking sockets connect and send without letting the server's loop run: the
+    # kernel accepted the connections, the server did not yet (as under gunicorn, where
+    # the last worker to stop closes a listener that the clients still reach).
+    blocking = monkey.get_original("socket", "socket")
+    with blocking() as early, blocking() as late:
+        for sock in (early, late):
+            sock.settimeout(2)
+            sock.connect(server.address)
+        early.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        stopping = gevent.spawn(server.stop)
+        gevent.sleep(0.1)
+        late.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")  # its first request, awaited
+        stopping.join(2)
+        assert stopping.successful()
+        for sock in (early, late):
+            status, headers, body = read_response(sock)  # NOTE: never a reset
+            assert (status, headers["connection"], body) == (200, "close", b"hello")
+            assert closed_by_peer(sock, within_s=1)
 
 
 def test_stop_kills_requests_past_the_grace_period(start: Callable[..., HTTPServer],
