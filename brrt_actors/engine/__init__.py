@@ -9,8 +9,8 @@ Two engines serve the same WSGI app behind `brrt_actors.entrypoints.server.HTTPS
 
 Both are gevent StreamServers spawning from the pool they are given, and both keep a set of
 live connections whose ``idle`` flag tells a stop which ones may be closed at once
-(`Engine.close_idle`, run in the hub, where no connection can be half-way into a request). Both
-raise the soft open files limit to fit the pool at start (`fdlimit`). When the pool is full,
+(`Engine.close_idle`, run in the hub, where no connection can be half-way into a request).
+Both raise the soft open files limit to fit the pool at start (`fdlimit`). When the pool is full,
 the httptools engine closes the longest-idle keep-alive connection to make room for a new
 one; pywsgi's makes the new one wait for a free slot.
 """

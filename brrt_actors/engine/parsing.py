@@ -5,8 +5,8 @@ The callbacks fill each request's environ as its head comes (a copy of the conne
 base environ) and check the head as it comes: its limits (414, 431, 413 by
 Content-Length), its version (505, HTTP/2's preface too), its ``Host`` (400 when an
 HTTP/1.1 request has none, or any request more than one: RFC 9112 section 3.2) and its
-method (501 unless one of RFC 9110's or PATCH). A refusal raised inside a callback stops
-the parser (`_Reject`), and `_fail` turns it into the connection's last answer. A parsed
+method (501 unless one of RFC 9110's, PATCH or QUERY). A refusal raised inside a callback
+stops the parser (`_Reject`), and `_fail` turns it into the connection's last answer. A parsed
 request joins the connection's queue; its body is read only when the app's ``wsgi.input``
 asks for it (`fill`).
 """
@@ -25,9 +25,12 @@ from brrt_actors.problem import body_too_large
 __all__ = ["RequestParsing"]
 
 _KEYS = wire._KEYS
-#: The methods served: RFC 9110's and PATCH (RFC 5789); any other gets 501.
+#: The methods served: RFC 9110's, PATCH (RFC 5789) and QUERY (the IETF's safe method with a
+#: body, which llhttp parses); any other gets 501. A known method the route does not declare
+#: gets the app's 405 with Allow.
 _METHODS = {m.encode(): m for m in
-            ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")}
+            ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+             "QUERY")}
 _UNKNOWN_METHOD = f"the method is not served here; use one of {', '.join(_METHODS.values())}"
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _VERSIONS = "only HTTP/1.0 and HTTP/1.1 are served"

@@ -172,3 +172,11 @@ def test_probe_gets_its_answer_and_the_server_goes_on(server: HTTPServer, raw: b
     assert health == 200
     pets, head = exchange(server, get(b"/pets"))
     assert pets == 200, head[:300]
+
+
+
+def test_a_known_method_the_route_does_not_declare_is_405_not_501(server: HTTPServer) -> None:
+    status, answer = exchange(server, b"QUERY /pets HTTP/1.1\r\nHost: x\r\n"
+                                      b"X-API-Key: test123\r\nConnection: close\r\n\r\n")
+    assert status == 405
+    assert b"\r\nAllow: " in answer
