@@ -144,8 +144,12 @@ def _client(index: int, address: tuple[str, int], seed: int, gate: Gate,
                     break
 
 
-def _run(seed: int, log: Path, workers: int) -> list[str]:
-    """One run: load, SIGTERM at a random moment, wait; return what went wrong."""
+def _run(seed: int, log: Path, workers: int) -> tuple[list[str], int]:
+    """One run: load, SIGTERM at a random moment, wait.
+
+    Returns:
+        What went wrong, and how many answers said ``Connection: close`` (the drain's).
+    """
     proc, address = _start(log, workers)
     seen = Outcomes()
     gates = [Gate() for _ in range(CLIENTS)]
@@ -192,15 +196,20 @@ def _run(seed: int, log: Path, workers: int) -> list[str]:
                   for request_id in seen.closed if request_id in handled)]
     if returncode != 0 or "Traceback" in output:
         problems.append(f"exit {returncode}:\n{output[-3000:]}")
-    if not seen.counts["Connection: close"]:
-        problems.append(f"no answer during the drain: the stop came too late ({seen.counts})")
-    return [f"run {seed}: {problem}" for problem in problems]
+    return [f"run {seed}: {problem}" for problem in problems], seen.counts["Connection: close"]
 
 
 @pytest.mark.parametrize(("workers", "runs"), [(1, RUNS), (2, 5)])
 def test_sigterm_under_keep_alive_load_loses_nothing(tmp_path: Path, workers: int,
                                                      runs: int) -> None:
+    problems: list[str] = []
+    drained = 0
     with gevent.Timeout(120):
-        problems = [problem for seed in range(runs)
-                    for problem in _run(seed, tmp_path / f"serve-{seed}.log", workers)]
+        for seed in range(runs):
+            found, closing = _run(seed, tmp_path / f"serve-{seed}.log", workers)
+            problems += found
+            drained += closing
     assert not problems, "\n".join(problems[:30])
+    # NOTE: the test itself: the SIGTERMs came while requests were in flight (under
+    # gunicorn the arbiter passes the signal on, so a run may find every connection idle).
+    assert drained, "no answer said Connection: close: no stop came during the load"
