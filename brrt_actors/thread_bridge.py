@@ -38,6 +38,7 @@ from gevent import getcurrent, monkey
 from gevent.hub import Hub, Waiter, get_hub
 
 from brrt_actors.errors import HTTPError
+from brrt_actors.stages.body import read_up_to
 
 if TYPE_CHECKING:
     from gevent._types import _AsyncWatcher, _Loop
@@ -63,7 +64,6 @@ MARGIN_S: Final = 1.0
 NO_DEADLINE_WAIT_S: Final = 600.0
 # How long `stop` waits for the hub thread to end.
 _JOIN_S: Final = 5.0
-_CHUNK: Final = 65536
 _RETRY: Final = {"Retry-After": "1"}
 
 _IDLE, _RUNNING, _STOPPED = range(3)
@@ -335,19 +335,8 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes:
         length = int(raw)
         if length > limit:
             return b""  # SECURITY: the app answers 413 without a byte read
-        return _read_up_to(stream, length)
+        return read_up_to(stream, length)
     if environ.get("wsgi.input_terminated"):
-        return _read_up_to(stream, limit + 1)  # one more: the app sees it is too large
+        return read_up_to(stream, limit + 1)  # one more: the app sees it is too large
     return b""
 
-
-def _read_up_to(stream: Any, length: int) -> bytes:
-    parts: list[bytes] = []
-    missing = length
-    while missing > 0:
-        chunk = stream.read(min(missing, _CHUNK))
-        if not chunk:
-            break
-        parts.append(chunk)
-        missing -= len(chunk)
-    return b"".join(parts)

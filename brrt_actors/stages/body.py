@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from brrt_actors.spec.model import Operation
     from brrt_actors.stages import Stage
 
-__all__ = ["BodyReader", "build"]
+__all__ = ["BodyReader", "build", "read_up_to"]
 
 _CHUNK = 65536
 _CACHE_SIZE = 256  # resolved Content-Types remembered per operation
@@ -91,7 +91,7 @@ class BodyReader:
             if length == 0:
                 return self._empty()
             decode = self._negotiate(content_type)
-            data = _read_exactly(stream, length)
+            data = read_up_to(stream, length)
             if len(data) < length:
                 return None, [{"in": "body",
                                "message": "the request body is shorter than its Content-Length"}]
@@ -163,7 +163,8 @@ def _content_length(raw: str) -> int:
     return int(raw)
 
 
-def _read_exactly(stream: Any, length: int) -> bytes:
+def read_up_to(stream: Any, length: int) -> bytes:
+    """Read `length` bytes of a ``wsgi.input``, or fewer when it ends first."""
     data = stream.read(length)
     if len(data) >= length:
         return bytes(data)
