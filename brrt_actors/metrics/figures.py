@@ -184,6 +184,7 @@ class Metrics:
         #: whose new version could not be built; None until a reload watch starts.
         self.reloads: dict[str, int] | None = None
         self._by_operation: dict[tuple[str, str], OperationMetrics] = {}
+        self._counters: dict[str, Any] = {}
         self.collector: _Collector | None = _Collector(self) if registry is None else None
         self._registry = registry
 
@@ -194,6 +195,20 @@ class Metrics:
         if registry is None:
             registry = self._registry = _process_registry()
         return registry
+
+    def counter(self, name: str, documentation: str) -> Any:
+        """Return the prometheus_client Counter `name` of these figures, made on first use.
+
+        A hot reload reuses the app's figures, so a stage built again gets the same counter
+        instead of registering the name twice.
+        """
+        found = self._counters.get(name)
+        if found is None:
+            from prometheus_client import Counter
+
+            found = self._counters[name] = Counter(
+                name, documentation, registry=None if self.multiprocess else self.registry)
+        return found
 
     def operation(self, operation_id: str, method: str) -> OperationMetrics:
         """Return the figures of an operation (built at start; a hot reload gets the same

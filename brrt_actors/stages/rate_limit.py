@@ -205,13 +205,9 @@ def _counters(context: BuildContext) -> Counters:
     settings = context.settings.rate_limit
     count_error = None
     if context.metrics is not None and not settings.storage.startswith("memory://"):
-        from prometheus_client import Counter
-
-        registry = None if context.metrics.multiprocess else context.metrics.registry
-        errors = Counter("brrt_rate_limit_storage_errors",
-                         "Rate limit checks that could not reach the storage",
-                         registry=registry)
-        count_error = errors.inc
+        count_error = context.metrics.counter(
+            "brrt_rate_limit_storage_errors",
+            "Rate limit checks that could not reach the storage").inc
     counters = Counters(settings, count_error)
     context.on_stop.append(counters.close)
     return counters

@@ -270,3 +270,16 @@ def test_redis_down_fails_closed_when_asked(redis_server: Any, apps: list[object
     body = assert_socket_problem(refused, 503)
     assert refused.headers["retry-after"] == "1" and "rate limit" in body["detail"]
     assert call(server, "/free").status == 200  # operations without a limit never ask Redis
+
+
+def test_a_reload_with_redis_storage_keeps_its_error_counter(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('rate_limit:\n  limit: "2/minute"\n  storage: "redis://127.0.0.1:9"\n')
+    first = build_app(SPEC, handlers(), environ=ENV, config_file=config)
+    try:
+        # NOTE: a reload builds the stages again with the first app's figures: the storage
+        # error counter must not be registered twice (prometheus_client refuses that).
+        second = build_app(SPEC, handlers(), environ=ENV, config_file=config, previous=first)
+        second.stop(0)
+    finally:
+        first.stop(0)
