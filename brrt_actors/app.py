@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
+
 from brrt_actors import validation
 from brrt_actors.actors import ActorSystem, Handler
 from brrt_actors.builtins import Builtin, build_builtins
 from brrt_actors.config import Settings
 from brrt_actors.errors import HTTPError, status_title
-from brrt_actors.hub_monitor import HubMonitor
+from brrt_actors.hub_monitor import WARM_UP_GREENLET, HubMonitor
 from brrt_actors.metrics.figures import Metrics
 from brrt_actors.problem import (
     origin_path,
@@ -214,6 +216,9 @@ class App:
         stay off the start path; the server calls this once it listens, so that the first
         invalid request or bearer token does not stall the event loop for tens of ms.
         """
+        current = gevent.getcurrent()
+        if isinstance(current, gevent.Greenlet):
+            current.name = WARM_UP_GREENLET  # NOTE: the hub watch expects this one's block
         validation.warm_up()
         for provider in self._own_providers:
             warm_up = getattr(provider, "warm_up", None)

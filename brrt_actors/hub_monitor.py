@@ -36,13 +36,16 @@ from brrt_actors.actors import Actor, ActorSystem
 if TYPE_CHECKING:
     from gevent.hub import Hub
 
-__all__ = ["HubMonitor"]
+__all__ = ["WARM_UP_GREENLET", "HubMonitor"]
 
 logger = logging.getLogger("brrt_actors.hub_monitor")
 
 # NOTE: a real thread and a real sleep: the watch must go on while the hub is stuck.
 _start_thread = get_original("_thread", "start_new_thread")
 _sleep = get_original("time", "sleep")
+
+#: The name of the greenlet that runs `App.warm_up`: its blocks are expected, not reported.
+WARM_UP_GREENLET = "brrt-warm-up"
 
 _WORK_CODE: Final = Actor._work.__code__  # the frame of a worker greenlet's loop
 _ADVICE: Final = ("nothing else in this process ran meanwhile. Run CPU-bound work in a thread "
@@ -173,9 +176,11 @@ class _Watch:
     def _report(self, episode: _Episode, period_ms: int) -> None:
         claimed = [monitor.claim(episode, period_ms) for monitor in self.monitors]
         if self.monitors and not any(claimed):
-            logger.warning("%s kept the event loop busy for over %d ms (at %s): %s.",
-                           _name(episode.greenlet), episode.at_least_ms(period_ms),
-                           episode.where, _ADVICE)
+            name = _name(episode.greenlet)
+            # NOTE: the warm-up's one-off imports block on purpose, once, after listening.
+            level = logging.DEBUG if name == WARM_UP_GREENLET else logging.WARNING
+            logger.log(level, "%s kept the event loop busy for over %d ms (at %s): %s.",
+                       name, episode.at_least_ms(period_ms), episode.where, _ADVICE)
 
 
 # NOTE: one watch per hub, as greenlet.settrace is one per thread; the apps a hub serves

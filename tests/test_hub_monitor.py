@@ -93,3 +93,21 @@ def test_apps_share_the_watch_and_the_last_stop_removes_the_tracer(
     assert greenlet.gettrace() is not None
     second.stop(0)
     assert greenlet.gettrace() is None and not second.hub_monitor.watching
+
+
+def test_the_warm_up_imports_after_listening_are_not_reported(
+        make_app: MakeApp, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from brrt_actors import validation
+
+    app = make_app(ACTORS_SPEC, {})
+    # The first import of jsonschema and pyjwt blocks the loop for a while, once, on purpose.
+    monkeypatch.setattr(validation, "warm_up", lambda: _spin(None))  # type: ignore[arg-type]
+    with caplog.at_level(logging.DEBUG, logger="brrt_actors.hub_monitor"):
+        gevent.spawn(app.warm_up).join()
+        gevent.sleep(0.25)  # NOTE: the watch reports from its own thread, after the block
+        assert Client(app).get("/ping").status == 200
+    warnings = [record for record in caplog.records
+                if record.name == "brrt_actors.hub_monitor" and record.levelno >= logging.WARNING]
+    assert warnings == []
+    assert any("brrt-warm-up" in line for line in _blocked_lines(caplog))
