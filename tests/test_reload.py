@@ -349,6 +349,14 @@ def status_or_error(server: Server, path: str) -> int | str:
 
 
 @pytest.mark.slow
+def _reload_done(log: str, *, workers: int) -> bool:
+    # The workers booted after the SIGHUP all listen.
+    after = log.partition("Handling signal: hup")[2]
+    booted = re.findall(r"Booting worker with pid: (\d+)", after)
+    return len(booted) >= workers and all(
+        f"[{pid}] brrt_actors.server: listening on" in after for pid in booted)
+
+
 def test_workers_reload_through_the_arbiter(service: tuple[Path, Path],
                                             server: Callable[..., Server]) -> None:
     spec, handlers = service
@@ -359,6 +367,12 @@ def test_workers_reload_through_the_arbiter(service: tuple[Path, Path],
     # the old ones: until they are gone, some requests still reach the old version.
     deadline = time.monotonic() + 30
     while [status_or_error(served, "/b") for _ in range(10)] != [200] * 10:
+        assert time.monotonic() < deadline, served.log.read_text()
+        gevent.sleep(0.05)
+    # NOTE: the reload is over once both new workers listen and both old ones left. A spec
+    # broken while new workers still boot stops them (gunicorn reads the files at boot):
+    # a known limit of reloading under --workers, documented in the README.
+    while not _reload_done(served.log.read_text(), workers=2):
         assert time.monotonic() < deadline, served.log.read_text()
         gevent.sleep(0.05)
     write(spec, spec_text("3", {"/a": "get_a", "/b": "get_b"}) + "  broken: [\n")
