@@ -38,10 +38,14 @@ from __future__ import annotations
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Final
 
 from brrt_actors.errors import ConfigError
+from brrt_actors.metrics.exposition import Collector, process_registry
+from brrt_actors.metrics.families import (
+    _SUM,
+    BUCKETS,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -53,65 +57,6 @@ __all__ = ["BUCKETS", "MULTIPROC_ENV", "ConnectionSource", "Metrics", "Operation
            "build_metrics"]
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-
-# Latency buckets in seconds, 0.5 ms to 10 s.
-BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                  1.0, 2.5, 5.0, 10.0)
-_LE: Final = (*(repr(bound) for bound in BUCKETS), "+Inf")  # as prometheus_client writes them
-# A series: one count per bucket (not cumulative; the last one is +Inf), then the sum.
-_SUM: Final = len(BUCKETS) + 1
-
-
-_REQUEST_LABELS: Final = ("operation_id", "method", "status")
-_ACTOR_GAUGES: Final = (
-    ("workers", "brrt_actor_workers", "Worker greenlets of the operation's actor."),
-    ("busy", "brrt_actor_busy_workers", "Workers running the handler right now."),
-    ("queue_depth", "brrt_actor_mailbox_depth", "Requests waiting in the actor's mailbox."),
-    ("mailbox", "brrt_actor_mailbox_capacity", "Size of the actor's mailbox."),
-)
-_ACTOR_COUNTERS: Final = (
-    ("completed", "brrt_actor_completed",
-     "Handler calls that returned (or raised an HTTPError)."),
-    ("handler_errors", "brrt_actor_handler_errors",
-     "Handler calls that raised anything else (answered 500)."),
-    ("rejected", "brrt_actor_rejected",
-     "Requests answered 503 because the mailbox was full (shed, or block timed out)."),
-    ("refused", "brrt_actor_refused",
-     "Requests answered 503 because the actor was not started or stopping."),
-    ("deadline_exceeded", "brrt_actor_deadline_exceeded",
-     "Requests answered 504 because the handler missed its deadline."),
-    ("cancelled", "brrt_actor_cancelled", "Handlers interrupted by their deadline."),
-    ("expired", "brrt_actor_expired",
-     "Requests dropped unrun: their deadline passed while they waited in the mailbox."),
-    ("restarts", "brrt_actor_worker_restarts", "Worker greenlets restarted after dying."),
-    ("hub_blocked", "brrt_hub_blocked",
-     "Times the operation's handler kept the event loop busy longer than max_blocking_ms "
-     "(CPU-bound work: nothing else in the process ran meanwhile)."),
-)
-# The figures of `brrt_actors.entrypoints.server.HTTPServer.connection_stats`, summed over the
-# servers.
-_CONNECTION_GAUGES: Final = (
-    ("open", "brrt_http_connections",
-     "Client connections open now (serving a request, or idle between requests)."),
-    ("idle", "brrt_http_connections_idle",
-     "Open connections waiting for their next request (keep-alive, or new)."),
-    ("limit", "brrt_http_connections_limit",
-     "Connections served at once at most (max_connections); with several worker "
-     "processes, the sum of the living workers' limits."),
-)
-_CONNECTION_COUNTERS: Final = (
-    ("evicted", "brrt_http_connections_evicted",
-     "Idle keep-alive connections closed to admit a new client into the full pool."),
-)
-_HELP_REQUESTS = "Requests served by each operation, by response status."
-_HELP_DURATION = ("Time from routing to the response's headers (the body of a streamed "
-                  "response not included), by operation and status.")
-_HELP_IN_FLIGHT = "Requests of each operation being served now."
-_HELP_UNMATCHED = "Requests no operation served: 404 (no route) and 405 (method not allowed)."
-_HELP_RELOADS = ("Hot reloads (brrt serve --reload): ok, the new version serves; failed, it "
-                 "could not be built and the previous one goes on serving.")
-_HELP_AUTH = ("Requests rejected by the security stage, per scheme the operation accepts "
-              "(a request to an operation that accepts two schemes counts for both).")
 
 # SECURITY: nothing in a page of metrics comes from a request: the labels are operationIds,
 # HTTP methods of the spec, status codes and security scheme names, never a header, a path
@@ -185,7 +130,7 @@ class Metrics:
         self.reloads: dict[str, int] | None = None
         self._by_operation: dict[tuple[str, str], OperationMetrics] = {}
         self._counters: dict[str, Any] = {}
-        self.collector: _Collector | None = _Collector(self) if registry is None else None
+        self.collector: Collector | None = Collector(self) if registry is None else None
         self._registry = registry
 
     @property
@@ -193,7 +138,7 @@ class Metrics:
         """The app's own registry (built on first use: the first scrape, or you)."""
         registry = self._registry
         if registry is None:
-            registry = self._registry = _process_registry()
+            registry = self._registry = process_registry()
         return registry
 
     def counter(self, name: str, documentation: str) -> Any:
@@ -318,159 +263,6 @@ class Metrics:
         return 200, headers, body
 
 
-def _process_registry() -> CollectorRegistry:
-    # PERF: prometheus_client is imported here, at the first scrape, and not at start:
-    # ~22 ms of the pet store's start (benchmarks/start_time.py). The process, platform and
-    # GC collectors read their figures at collect time, so building them late changes
-    # nothing in the page.
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.gc_collector import GCCollector
-    from prometheus_client.platform_collector import PlatformCollector
-    from prometheus_client.process_collector import ProcessCollector
-
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry
-
-
-def _label_value(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
-
-
-def _header(name: str, kind: str, documentation: str) -> str:
-    escaped = documentation.replace("\\", r"\\").replace("\n", r"\n")
-    return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
-
-
-class _Collector:
-    """Builds brrt's metric families from the plain figures, at scrape time."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        self._labels: dict[str, str] = {}  # operationId -> its label text, escaped once
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the families as prometheus_client objects (OpenMetrics and other uses)."""
-        # PERF: at scrape time only (see `_process_registry`).
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            HistogramMetricFamily,
-        )
-
-        metrics = self._metrics
-        requests = CounterMetricFamily("brrt_requests", _HELP_REQUESTS, labels=_REQUEST_LABELS)
-        duration = HistogramMetricFamily("brrt_request_duration_seconds", _HELP_DURATION,
-                                         labels=_REQUEST_LABELS)
-        in_flight = GaugeMetricFamily("brrt_requests_in_flight", _HELP_IN_FLIGHT,
-                                      labels=("operation_id", "method"))
-        for op in metrics.operations:
-            in_flight.add_metric((op.operation_id, op.method), op.in_flight)
-            for status, series in sorted(op.series.items()):
-                labels = (op.operation_id, op.method, str(status))
-                cumulative = list(accumulate(series[:_SUM]))
-                requests.add_metric(labels, cumulative[-1])
-                duration.add_metric(labels, list(zip(_LE, cumulative, strict=True)),
-                                    series[_SUM])
-        yield requests
-        yield duration
-        yield in_flight
-
-        unmatched = CounterMetricFamily("brrt_unmatched_requests", _HELP_UNMATCHED,
-                                        labels=("status",))
-        for status, count in sorted(metrics.unmatched.items()):
-            unmatched.add_metric((str(status),), count)
-        yield unmatched
-        if metrics.reloads is not None:
-            reloads = CounterMetricFamily("brrt_reloads", _HELP_RELOADS, labels=("result",))
-            for result, count in metrics.reloads.items():
-                reloads.add_metric((result,), count)
-            yield reloads
-        auth = CounterMetricFamily("brrt_auth_failures", _HELP_AUTH, labels=("scheme", "status"))
-        for (scheme, status), count in sorted(metrics.auth_failures.items()):
-            auth.add_metric((scheme, str(status)), count)
-        yield auth
-
-        connections = metrics.connection_stats()
-        if connections is not None:
-            for key, name, documentation in _CONNECTION_GAUGES:
-                yield GaugeMetricFamily(name, documentation, value=connections[key])
-            for key, name, documentation in _CONNECTION_COUNTERS:
-                yield CounterMetricFamily(name, documentation, value=connections[key])
-
-        stats = [(actor.name, actor.stats()) for actor in metrics.actors]
-        for key, name, documentation in _ACTOR_GAUGES:
-            gauge = GaugeMetricFamily(name, documentation, labels=("operation_id",))
-            for operation_id, figures in stats:
-                gauge.add_metric((operation_id,), figures[key])
-            yield gauge
-        for key, name, documentation in _ACTOR_COUNTERS:
-            counter = CounterMetricFamily(name, documentation, labels=("operation_id",))
-            for operation_id, figures in stats:
-                counter.add_metric((operation_id,), figures[key])
-            yield counter
-
-    def _op_labels(self, operation_id: str) -> str:
-        text = self._labels.get(operation_id)
-        if text is None:
-            text = self._labels[operation_id] = f'operation_id="{_label_value(operation_id)}"'
-        return text
-
-    def render_text(self) -> bytes:
-        """Return the families in Prometheus' text format 0.0.4, as `collect` gives them."""
-        metrics = self._metrics
-        counts: list[str] = [_header("brrt_requests_total", "counter", _HELP_REQUESTS)]
-        buckets: list[str] = [_header("brrt_request_duration_seconds", "histogram",
-                                      _HELP_DURATION)]
-        in_flight: list[str] = [_header("brrt_requests_in_flight", "gauge", _HELP_IN_FLIGHT)]
-        for op in metrics.operations:
-            base = f'{self._op_labels(op.operation_id)},method="{_label_value(op.method)}"'
-            in_flight.append(f"brrt_requests_in_flight{{{base}}} {op.in_flight}.0\n")
-            for status, series in sorted(op.series.items()):
-                labels = f'{base},status="{status}"'
-                total = 0
-                for le, count in zip(_LE, series[:_SUM], strict=True):
-                    total += int(count)
-                    buckets.append(
-                        f'brrt_request_duration_seconds_bucket{{{labels},le="{le}"}} {total}.0\n')
-                buckets.append(f"brrt_request_duration_seconds_count{{{labels}}} {total}.0\n")
-                buckets.append(f"brrt_request_duration_seconds_sum{{{labels}}} "
-                               f"{float(series[_SUM])!r}\n")
-                counts.append(f"brrt_requests_total{{{labels}}} {total}.0\n")
-        out = counts + buckets + in_flight
-        out.append(_header("brrt_unmatched_requests_total", "counter", _HELP_UNMATCHED))
-        out.extend(f'brrt_unmatched_requests_total{{status="{status}"}} {count}.0\n'
-                   for status, count in sorted(metrics.unmatched.items()))
-        if metrics.reloads is not None:
-            out.append(_header("brrt_reloads_total", "counter", _HELP_RELOADS))
-            out.extend(f'brrt_reloads_total{{result="{result}"}} {count}.0\n'
-                       for result, count in metrics.reloads.items())
-        out.append(_header("brrt_auth_failures_total", "counter", _HELP_AUTH))
-        out.extend(f'brrt_auth_failures_total{{scheme="{_label_value(scheme)}",'
-                   f'status="{status}"}} {count}.0\n'
-                   for (scheme, status), count in sorted(metrics.auth_failures.items()))
-        connections = metrics.connection_stats()
-        if connections is not None:
-            for key, name, documentation in _CONNECTION_GAUGES:
-                out.append(_header(name, "gauge", documentation))
-                out.append(f"{name} {connections[key]}.0\n")
-            for key, name, documentation in _CONNECTION_COUNTERS:
-                out.append(_header(f"{name}_total", "counter", documentation))
-                out.append(f"{name}_total {connections[key]}.0\n")
-        stats = [(self._op_labels(actor.name), actor.stats()) for actor in metrics.actors]
-        for key, name, documentation in _ACTOR_GAUGES:
-            out.append(_header(name, "gauge", documentation))
-            out.extend(f"{name}{{{labels}}} {figures[key]}.0\n" for labels, figures in stats)
-        for key, name, documentation in _ACTOR_COUNTERS:
-            total_name = f"{name}_total"
-            out.append(_header(total_name, "counter", documentation))
-            out.extend(f"{total_name}{{{labels}}} {figures[key]}.0\n"
-                       for labels, figures in stats)
-        return "".join(out).encode()
-
-
 def build_metrics(actors: ActorSystem, multiproc_dir: str | None = None) -> Metrics:
     """Return the metrics of an app whose actors are `actors`.
 
@@ -489,7 +281,7 @@ def build_metrics(actors: ActorSystem, multiproc_dir: str | None = None) -> Metr
         raise ConfigError([(MULTIPROC_ENV, f"{multiproc_dir!r} is not a folder; create it "
                                            "(empty) before the server starts")])
     # NOTE: the first import of prometheus_client in a single-process server is at its
-    # first scrape (see `_process_registry`); here, it may be this one.
+    # first scrape (see `process_registry`); here, it may be this one.
     from prometheus_client import values
 
     if not getattr(values.ValueClass, "_multiprocess", False):

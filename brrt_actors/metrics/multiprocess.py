@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import gevent
 
-from brrt_actors.metrics.figures import (
+from brrt_actors.metrics.families import (
     _ACTOR_COUNTERS,
     _ACTOR_GAUGES,
     _CONNECTION_COUNTERS,
@@ -27,10 +27,8 @@ from brrt_actors.metrics.figures import (
     _HELP_UNMATCHED,
     _REQUEST_LABELS,
     BUCKETS,
-    ConnectionSource,
-    Metrics,
-    OperationMetrics,
 )
+from brrt_actors.metrics.figures import ConnectionSource, Metrics, OperationMetrics
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge
@@ -127,7 +125,7 @@ class MultiProcessMetrics(Metrics):
     multiprocess = True
 
     def __init__(self, actors: ActorSystem, path: str) -> None:
-        # NOTE: imported here like everywhere in this module (see `_process_registry`).
+        # NOTE: imported here like everywhere in this module (see `process_registry`).
         from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
 
