@@ -69,8 +69,8 @@ def _integer(minimum: int, maximum: int | None = None) -> Parser:
     return parse
 
 
-def _number(minimum: float) -> Parser:
-    allowed = f"a number >= {minimum:g} (seconds)"
+def _number(minimum: float, maximum: float = math.inf, allowed: str | None = None) -> Parser:
+    allowed = allowed or f"a number >= {minimum:g} (seconds)"
 
     def parse(value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -79,7 +79,7 @@ def _number(minimum: float) -> Parser:
             number = float(value)
         except ValueError as ex:
             raise Invalid(allowed) from ex
-        if not math.isfinite(number) or number < minimum:
+        if not math.isfinite(number) or not minimum <= number <= maximum:
             raise Invalid(allowed)
         return number
 
@@ -116,17 +116,7 @@ def _switch(value: object) -> bool:
 parse_switch: Final = _switch
 
 
-def _fraction(value: object) -> float:
-    allowed = "a number from 0 to 1 (0.1: one request in ten)"
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Invalid(allowed)
-    try:
-        number = float(value)
-    except ValueError as ex:
-        raise Invalid(allowed) from ex
-    if not 0.0 <= number <= 1.0:  # NOTE: NaN fails both comparisons
-        raise Invalid(allowed)
-    return number
+_fraction: Final = _number(0.0, 1.0, "a number from 0 to 1 (0.1: one request in ten)")
 
 
 def _text(value: object) -> str:
