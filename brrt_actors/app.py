@@ -248,6 +248,19 @@ class App:
         self._bridge.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The WSGI entry (PEP 3333): `respond`, told through ``start_response``."""
+        status, headers, body = self.respond(environ)
+        start_response(STATUS_LINES[status], headers)
+        return body
+
+    def respond(self, environ: dict[str, Any]) -> Encoded:
+        """Answer one request: ``(status code, headers, body chunks)``.
+
+        The direct entry of brrt's own HTTP engine (no ``start_response``, no status line
+        to build and parse back); `__call__` is the same answer for any WSGI server. Never
+        raises for a request: failures are problem answers. A HEAD request's body is closed
+        and not returned (its headers are GET's).
+        """
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         raw = environ.get("RAW_URI")
         path = raw.split("?", 1)[0] if raw else environ.get("PATH_INFO") or "/"
@@ -268,13 +281,16 @@ class App:
                                                   path, request_id)
             self._add_cors(environ, headers)
         headers.append(("X-Request-ID", request_id))
-        start_response(STATUS_LINES[status], headers)
         if method == "HEAD":
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-            return ()
-        return body
+            return status, headers, ()
+        return status, headers, body
+
+    #: The name brrt's HTTP engine looks for (`brrt_actors.engine.connection_base.DirectApp`):
+    #: it calls `respond` instead of the WSGI entry.
+    brrt_respond = respond
 
     def _dispatch(self, environ: dict[str, Any], method: str, path: str,
                   request_id: str) -> Encoded:

@@ -53,6 +53,31 @@ def apps() -> Iterator[list[object]]:
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+#: The two ways brrt's engine calls a brrt app: its direct entry (``App.respond``) or WSGI.
+ENTRIES = ("direct", "wsgi")
+
+
+class WSGIEntry:
+    """A brrt app seen through WSGI alone: brrt's engine calls it as any WSGI app.
+
+    Its CORS hook for the engine's own answers is kept (as a WSGI middleware could keep it),
+    so that both entries answer alike.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.cors_headers = app.cors_headers
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
+
+
+def entry(app: Any, name: str) -> Any:
+    """Return `app` as the engine should call it: ``"direct"`` (itself) or ``"wsgi"``."""
+    return app if name == "direct" else WSGIEntry(app)
+
 
 class Serve(Protocol):
     """What the `serve` fixture returns (annotate a test's `serve` parameter with it)."""

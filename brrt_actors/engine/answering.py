@@ -16,6 +16,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import Any
 
 from gevent import monkey
 
@@ -163,8 +164,15 @@ class Answering(ConnectionBase):
         self._req = req
         self._status = None
         self._sent = False
+        direct = self.server.direct
+        result: Any  # NOTE: any iterable of bytes; a list or tuple is the fast case
         try:
-            result = self.server.application(req.environ, self.start_response)
+            if direct is not None:
+                # PERF: a brrt app answers with its status code and headers in hand: no
+                # start_response, no status string to build and parse back.
+                self._status, self._resp_headers, result = direct(req.environ)
+            else:
+                result = self.server.application(req.environ, self.start_response)
             kind = type(result)
             if (kind is list or kind is tuple) and not self._sent and self._status is not None:
                 # PERF: the common case: the whole body in hand, one send for everything.

@@ -13,6 +13,7 @@ import contextlib
 import socket
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
@@ -24,16 +25,25 @@ if TYPE_CHECKING:
 
     from gevent.socket import socket as Socket
 
-__all__ = ["RECV_SIZE", "ClientGone", "ConnectionBase", "ConnectionServer", "Expired", "linger"]
+__all__ = ["RECV_SIZE", "ClientGone", "ConnectionBase", "ConnectionServer", "DirectApp", "Expired",
+           "linger"]
 
 #: Most bytes taken from the socket by one read.
 RECV_SIZE = 65536
+
+
+#: A brrt app's direct entry, found as its ``brrt_respond`` attribute: ``(environ) -> (status
+#: code, headers, body chunks)``, the answer of its WSGI call without ``start_response``
+#: (`brrt_actors.app.App.respond`).
+DirectApp = Callable[[dict[str, Any]], tuple[int, list[tuple[str, str]], Iterable[bytes]]]
 
 
 class ConnectionServer(Protocol):
     """What a connection needs of its server (`HttptoolsServer`): read, never set, by it."""
 
     application: WSGIApplication
+    #: The app's direct entry when it has one (`DirectApp`), else None: WSGI.
+    direct: DirectApp | None
     #: The environ keys every request shares; each connection copies it once.
     base_environ: dict[str, Any]
     #: The connections waiting for their next request, longest-waiting first: each
@@ -124,7 +134,8 @@ class ConnectionBase:
         self._eof = False
         # response state
         self._req: Message | None = None
-        self._status: str | None = None
+        # The answer's status: WSGI's "200 OK", or the direct entry's 200.
+        self._status: str | int | None = None
         self._resp_headers: list[tuple[str, str]] = []
         self._sent = False
         self._chunked = False

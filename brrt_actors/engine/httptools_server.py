@@ -31,6 +31,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from brrt_actors.engine.connection import Connection
+from brrt_actors.engine.connection_base import DirectApp
 from brrt_actors.engine.fdlimit import ensure_fd_limit
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class HttptoolsServer(StreamServer):
         vars(self).pop("full", None)
         self._pool = pool
         self.application = application
+        #: A brrt app's direct entry (its ``brrt_respond``: `brrt_actors.app.App.respond`),
+        #: or None for another WSGI app: the connection calls it without start_response.
+        self.direct: DirectApp | None = getattr(application, "brrt_respond", None)
         self.keepalive_timeout_s = keepalive_timeout_s
         self.header_timeout_s = header_timeout_s
         self.stall_timeout_s = stall_timeout_s

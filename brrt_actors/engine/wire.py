@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from brrt_actors.errors import HTTPError
+from brrt_actors.errors import HTTPError, status_title
 from brrt_actors.problem import (
     PROBLEM_CONTENT_TYPE,
     origin_path,
@@ -56,25 +56,34 @@ _STATUS_CACHE_SIZE = 256
 
 # --- status lines ---------------------------------------------------------------------
 
-# PERF: "200 OK" -> (b"HTTP/1.1 200 OK\r\n", 200), built once per status string.
-_STATUS: dict[str, tuple[bytes, int]] = {}
+# PERF: "200 OK" (WSGI) or 200 (a brrt app's direct entry) -> (b"HTTP/1.1 200 OK\r\n", 200),
+# built once per status.
+_STATUS: dict[str | int, tuple[bytes, int]] = {}
 
 
-def status_line(status: str) -> tuple[bytes, int]:
-    """Return the response's status line bytes and its code for a WSGI status string.
+def status_line(status: str | int) -> tuple[bytes, int]:
+    """Return the response's status line bytes and its code, for a WSGI status string or a
+    status code (the reason phrase is then RFC 9110's, or "Unknown").
 
     Raises:
-        ValueError: the status is not ``"NNN reason"`` or holds a line break.
+        ValueError: the status is not ``"NNN reason"`` (or a code of three digits), or holds
+            a line break.
     """
     cached = _STATUS.get(status)
     if cached is not None:
         return cached
-    code = status[:3]
-    # SECURITY: a status holding CR/LF would let the app (or its input) split the response.
-    if (len(code) != 3 or not code.isdigit() or status[3:4] not in ("", " ")
-            or "\r" in status or "\n" in status):
-        raise ValueError(f"invalid WSGI status {status!r}: expected '200 OK' and alike")
-    line = (b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n", int(code))
+    if isinstance(status, int):
+        if type(status) is not int or not 100 <= status <= 999:  # NOTE: bool is an int
+            raise ValueError(f"invalid status {status!r}: expected a code of three digits")
+        line = (b"HTTP/1.1 %d %s\r\n" % (status, status_title(status).encode("latin-1")),
+                status)
+    else:
+        code = status[:3]
+        # SECURITY: a status holding CR/LF would let the app (or its input) split the response.
+        if (len(code) != 3 or not code.isdigit() or status[3:4] not in ("", " ")
+                or "\r" in status or "\n" in status):
+            raise ValueError(f"invalid WSGI status {status!r}: expected '200 OK' and alike")
+        line = (b"HTTP/1.1 " + status.encode("latin-1") + b"\r\n", int(code))
     if len(_STATUS) < _STATUS_CACHE_SIZE:
         _STATUS[status] = line
     return line

@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 import pytest
-from conftest import Serve
+from conftest import ENTRIES, Serve, entry
 
 from brrt_actors.engine import ENGINES
 from brrt_actors.entrypoints.server import HTTPServer
@@ -57,11 +57,13 @@ def _counts(server: HTTPServer) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("entry_name", ENTRIES)
 def test_stalled_and_oversized_bodies_count_as_the_clients_fault(
-        serve: Serve, make_app: Callable[..., Any], engine: str,
+        serve: Serve, make_app: Callable[..., Any], engine: str, entry_name: str,
         caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(BRRTR_MAX_BODY_BYTES="1000")
-    server = serve(app, engine=engine, keepalive_timeout_s=0.3)  # NOTE: the stall timeout
+    # NOTE: keepalive_timeout_s is the stall timeout here
+    server = serve(entry(app, entry_name), engine=engine, keepalive_timeout_s=0.3)
     caplog.set_level(logging.INFO)
     caplog.clear()
     stalled = [gevent.spawn(_status, server, _HEAD + b'Content-Length: 30\r\n\r\n{"na')

@@ -18,7 +18,7 @@ from typing import Any
 
 import gevent
 import pytest
-from conftest import Serve
+from conftest import ENTRIES, Serve, entry
 from gevent.event import Event
 from http_app import AUTH
 
@@ -1303,14 +1303,15 @@ def test_engine_answer_keeps_the_request_id_the_app_chose(serve: Serve, engine: 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("entry_name", ENTRIES)
 def test_app_answers_are_whole_problems_through_the_engine(
-        serve: Serve, make_app: Callable[..., Any], engine: str) -> None:
+        serve: Serve, make_app: Callable[..., Any], engine: str, entry_name: str) -> None:
     def slow(request: Any) -> dict[str, Any]:
         gevent.sleep(2)  # NOTE: past the operation's 50 ms deadline: cancelled
         return {}
 
     app = make_app(_PROBLEMS_SPEC, {"get_item": lambda request: {}, "slow": slow})
-    server = serve(app, engine=engine)
+    server = serve(entry(app, entry_name), engine=engine)
     key = "".join(f"{name}: {value}\r\n" for name, value in AUTH.items())
     with Client(server) as client:  # NOTE: all on one keep-alive connection
         for method, target, extra, status, instance in [

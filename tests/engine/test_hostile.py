@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gevent
 import pytest
-from conftest import PETSTORE_ENV
+from conftest import ENTRIES, PETSTORE_ENV, entry
 
 from brrt_actors import create_app
 from brrt_actors.entrypoints.server import HTTPServer
@@ -29,13 +29,14 @@ TIMEOUT_S = 1.0  # the server's header, keep-alive and body-stall timeouts
 ITEM = b"/items/7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
+@pytest.fixture(scope="module", params=ENTRIES)
+def server(request: pytest.FixtureRequest) -> Iterator[HTTPServer]:
+    # NOTE: every probe runs against the engine's direct entry into the app and its WSGI one.
     app = create_app(ROOT / "specs" / "petstore.yaml", handlers=str(ROOT / "handlers"),
                      environ={**PETSTORE_ENV, "BRRTR_MAX_BODY_BYTES": str(BODY_LIMIT)})
     importlib.import_module("handlers._store").STORE.reset()
-    served = HTTPServer(app, host="127.0.0.1", port=0, header_timeout_s=TIMEOUT_S,
-                        keepalive_timeout_s=TIMEOUT_S)
+    served = HTTPServer(entry(app, request.param), host="127.0.0.1", port=0,
+                        header_timeout_s=TIMEOUT_S, keepalive_timeout_s=TIMEOUT_S)
     served.start()
     yield served
     served.stop(grace_s=0)
