@@ -22,16 +22,16 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 _environments: list[Environment] = []
 
 
-@events.init.add_listener
 def _keep_environment(environment: Environment, **_: Any) -> None:
     _environments.append(environment)
 
 
-@events.quit.add_listener
 def _write_final_csv(exit_code: int, **_: Any) -> None:
     # NOTE: `quit` fires after the users have stopped and the summary was printed: the
     # figures are final here.
     environment = _environments[-1]
+    # NOTE: under --processes the workers have no csv_prefix (locust clears it): only the
+    # master, which holds the summed figures, writes.
     prefix = getattr(environment.parsed_options, "csv_prefix", None)
     if not prefix:
         return
@@ -46,3 +46,9 @@ def _write_final_csv(exit_code: int, **_: Any) -> None:
         # NOTE: a new file put in place, not the old one rewritten: locust's periodic writer
         # still holds the old one open, and whatever it writes there now goes nowhere.
         os.replace(fresh, final)
+
+
+# NOTE: registered by call, not as decorators, so that the functions stay typed: locust's
+# hooks are not.
+events.init.add_listener(_keep_environment)  # type: ignore[no-untyped-call]
+events.quit.add_listener(_write_final_csv)  # type: ignore[no-untyped-call]

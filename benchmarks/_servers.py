@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -28,9 +29,10 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and {0, 1} <= os.sched_getaffinity(0)
 
 
-def pinned(cpu: int, command: list[str], pin: bool) -> list[str]:
-    """Return `command` run on CPU `cpu` when `pin`, else as it is."""
-    return ["taskset", "-c", str(cpu), *command] if pin else command
+def pinned(cpus: int | Sequence[int], command: list[str], pin: bool) -> list[str]:
+    """Return `command` run on CPU(s) `cpus` when `pin`, else as it is."""
+    listed = ",".join(map(str, [cpus] if isinstance(cpus, int) else cpus))
+    return ["taskset", "-c", listed, *command] if pin else command
 
 
 def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:

@@ -4,22 +4,29 @@
     RATE_RPS=5000 DURATION=2m P95_MS=20 .venv/bin/python benchmarks/loadtest.py
 
 Steps: pick a free port on 127.0.0.1; start ``brrt serve specs/petstore.yaml ...`` pinned to
-CPU 0 (``taskset -c 0``); wait for /health; start locust headless, in its own process,
-pinned to CPU 1, at a constant total rate (``constant_throughput`` per user); write
-``<reports>/load_stats.csv`` (and the other CSVs) and ``<reports>/load.html``; stop the server
-with SIGTERM and check it exits 0; record its RSS at start, at the end of the load and its
-peak, and how busy the server's and locust's CPUs were. Exits non-zero when any request
-failed, the p95 (locust's "Aggregated" row) is above the bound, the rate reached is far
-below the target, locust itself failed, or the server did not stop cleanly. A summary is
-printed and written to ``<reports>/load_summary.json``.
+CPU 0 (``taskset -c 0``); wait for /health; start locust headless, pinned to the CPUs left
+(``--processes N`` when it may use more than one), at a constant total rate
+(``constant_throughput`` per user); write ``<reports>/load_stats.csv`` (and the other CSVs)
+and ``<reports>/load.html``; stop the server with SIGTERM and check it exits 0; record its
+RSS at start, at the end of the load and its peak. Exits non-zero when any request failed,
+the p95 (locust's "Aggregated" row) is above the bound, the rate reached is far below the
+target, locust itself failed, or the server did not stop cleanly. A summary is printed and
+written to ``<reports>/load_summary.json``.
 
 Counts: locust's printed summary, ``load_stats.csv``, ``load_failures.csv`` and
 ``load_summary.json`` all hold the figures of the whole run, up to the last request. (Locust
 alone rewrites its CSV files once a second and not at the end, so they would miss the last
 second; ``_locust_final_stats.py``, loaded beside the locustfile, writes them once more when
-locust quits.) ``load_stats_history.csv`` is the once-a-second series. The server's own
-quantiles (``server_p95_ms`` ...) come from its /metrics histogram: the spec's operations
-only, timed inside the server.
+locust quits.) ``load_stats_history.csv`` is the once-a-second series.
+
+The server's own figures, beside locust's (``_load_figures.py``), so that a rate capped by
+the load generator is told from the server's capacity: over the steady window (25% to 90%
+of the run, after locust's start and ramp-up), its p50/p95/p99 from the bucket deltas of
+its /metrics histogram (the spec's operations only, timed inside the server, interpolated
+within the bucket), its core's busy share and locust's (CPU time from /proc), and how busy
+their pinned CPUs were with whatever ran on them; over the whole run, the requests it served
+per CPU-second it used. When locust's CPUs are full (of locust or of other
+processes) and the server's core is not, the load generator capped the rate: the run says so.
 
 Settings (flags win over the environment):
     RATE_RPS (500)   target total requests per second
@@ -27,6 +34,8 @@ Settings (flags win over the environment):
     USERS            simulated users (default RATE_RPS / 100); each sends RATE_RPS / USERS
                      requests per second, one at a time on its own keep-alive connection
     P95_MS (50)      p95 bound, in ms
+    LOAD_PROCESSES   locust processes (--processes; default: one per CPU left after the
+                     server's, so 1 on a 2-CPU machine, where locust runs as one process)
     MIN_RATE_RATIO   the run fails below this share of RATE_RPS (default 0.8; the ramp-up
                      and the first second count in locust's average)
     REPORTS (reports) where the CSV, HTML and summary files go
@@ -44,10 +53,10 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from _load_figures import SATURATED, Mark, cpu_s, take_mark, window_figures
 from _servers import HOST, can_pin, free_port, pinned, stop, wait_healthy
 
 HERE = Path(__file__).resolve().parent
@@ -60,9 +69,12 @@ PYTHON = sys.executable
 # bursts that the server queued: 32 ms by the server), where 50 users at 100 req/s measured
 # 12 ms (2.4 ms) against the same server (5,000 req/s target, 2-CPU VM).
 USER_RPS = 100
-
-
-
+# The steady window of the server's figures, in shares of the run time since locust started.
+WINDOW = (0.25, 0.9)
+# Below this share of the target rate, with neither side saturated, the users held it back.
+SHORT_OF_TARGET = 0.95
+# Other processes busy this much (% of one CPU) in the window spoil the figures.
+OTHERS_SPOIL = 25
 
 
 def _seconds(duration: str) -> float:
@@ -90,70 +102,6 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
-def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds used so far by process `pid`."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine_busy_s() -> float:
-    """CPU seconds all CPUs of the machine spent busy so far (not idle, not waiting)."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        fields = [int(field) for field in stat.readline().split()[1:9]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-
-
-
-
-
-
-
-
-
-def _server_quantiles(base: str) -> dict[str, float]:
-    """The server's own latency quantiles (ms), from its /metrics histogram, all operations.
-
-    Routing to response headers, without HTTP parsing, writing or built-ins: compared with
-    locust's figures, it tells the server's time from queueing on either side.
-    """
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "brrt_request_duration_seconds":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                bound = float(sample.labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + sample.value
-    bounds = sorted(buckets)
-    if not bounds or not buckets[bounds[-1]]:
-        return {}
-    total = buckets[bounds[-1]]
-    found: dict[str, float] = {}
-    for name, quantile in (("server_p50_ms", 0.5), ("server_p95_ms", 0.95),
-                           ("server_p99_ms", 0.99)):
-        rank, lower, below = quantile * total, 0.0, 0.0
-        for bound in bounds:
-            if buckets[bound] >= rank:
-                if bound == float("inf"):
-                    found[name] = lower * 1000
-                else:  # linear within the bucket, as Prometheus' histogram_quantile does
-                    share = (rank - below) / max(buckets[bound] - below, 1e-9)
-                    found[name] = round((lower + (bound - lower) * share) * 1000, 2)
-                break
-            lower, below = bound, buckets[bound]
-    return found
-
-
 def _aggregated(stats_csv: Path) -> dict[str, str]:
     with stats_csv.open(newline="") as stream:
         for row in csv.DictReader(stream):
@@ -178,6 +126,10 @@ def _options() -> argparse.Namespace:
                         help="simulated users (USERS; default: rate / 100)")
     parser.add_argument("--p95-ms", type=float, default=float(env("P95_MS", "50")),
                         help="fail when the aggregated p95 is above this (P95_MS)")
+    parser.add_argument("--processes", type=int,
+                        default=int(env("LOAD_PROCESSES", "0")) or None,
+                        help="locust processes (LOAD_PROCESSES; default: one per CPU left "
+                             "after the server's)")
     parser.add_argument("--min-rate-ratio", type=float,
                         default=float(env("MIN_RATE_RATIO", "0.8")),
                         help="fail below this share of the target rate (MIN_RATE_RATIO)")
@@ -189,6 +141,93 @@ def _options() -> argparse.Namespace:
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the server (BRRTR_HTTP_ENGINE=pywsgi ...)")
     return parser.parse_args()
+
+
+def _locust_placement(processes: int | None, pin: bool) -> tuple[int, list[int], int, str]:
+    """Return locust's process count, pinned CPUs ([]: none), CPUs it can use, and why.
+
+    Locust keeps at most one CPU busy per process: its users are greenlets.
+    """
+    mine = sorted(os.sched_getaffinity(0))
+    left = [cpu for cpu in mine if cpu != 0] if pin else mine[1:]
+    count = processes or max(1, len(left))
+    cpus = left[:count] if pin else []
+    if pin:
+        place = (f"on CPU {','.join(map(str, cpus))}; {len(left)} CPU(s) left after the "
+                 "server's CPU 0")
+    else:
+        place = f"not pinned; {len(mine)} CPU(s) shared with the server"
+    how = "1 process, no --processes" if count == 1 else f"--processes {count}"
+    return (count, cpus, len(cpus) if pin else min(count, len(mine)),
+            f"{how} ({place}; default: one process per CPU left)")
+
+
+def _still_running(process: subprocess.Popen[bytes], until: float) -> bool:
+    """Wait for `process` until monotonic time `until`; tell whether it runs still."""
+    try:
+        process.wait(timeout=max(0.0, until - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def _side_by_side(summary: dict[str, Any]) -> str:
+    """Locust's figures and the server's own, to read at a glance (the JSON has them all)."""
+    lines = [f"{'':26}{'p50':>8}{'p95':>8}{'p99':>8}  ms"]
+    if "p50_ms" in summary:
+        lines.append(f"{'locust, whole run':26}"
+                     + "".join(f"{summary[key]:>8.1f}" for key in ("p50_ms", "p95_ms", "p99_ms"))
+                     + f"  {summary['rps']:,.0f} req/s, {summary['requests']:,} requests")
+    if "server_p50_ms" in summary:
+        start, end = summary["server_window_s"]
+        lines.append(f"{f'server, {start:.1f}-{end:.1f} s':26}"
+                     + "".join(f"{summary[f'server_{name}_ms']:>8.2f}"
+                               for name in ("p50", "p95", "p99"))
+                     + f"  {summary['server_window_operations_rps']:,.0f} req/s of the "
+                     "spec's operations")
+        lines.append("  (server: its own /metrics histogram, the window's bucket deltas, "
+                     "interpolated within the bucket; routing to the response's headers)")
+    if "server_busy_share" in summary:
+        server, locust = summary["server_busy_share"], summary["locust_busy_share"]
+        per_cpu_s = summary.get("requests_per_server_cpu_s")
+        lines.append(f"server core: {server:.0%} busy in that window"
+                     + (f"; {per_cpu_s:,} requests per server-CPU-second over the run "
+                        "(warm-up included)"
+                        if per_cpu_s else ""))
+        processes, cpus = summary["locust_processes"], summary["locust_cpus"]
+        lines.append(f"locust: {processes} process{'es' if processes > 1 else ''} on {cpus} "
+                     f"CPU{'s' if cpus > 1 else ''}, {locust:.0%} busy; other load on the machine: "
+                     f"{summary['others_cpu_percent']:.0f}% of a CPU")
+        if "locust_cpus_busy_share" in summary:
+            lines.append(f"pinned CPUs, busy with whatever ran on them: the server's "
+                         f"{summary['server_cpu_busy_share']:.0%}, locust's "
+                         f"{summary['locust_cpus_busy_share']:.0%}")
+        if summary["rate_capped_by"] == "load generator":
+            others = "" if locust >= SATURATED else (
+                f", {locust:.0%} by locust itself and the rest by other processes")
+            lines.append(f"the load generator, not the server, capped the rate (locust's "
+                         f"CPUs full{others}; the server's core {server:.0%} busy); the "
+                         f"server's capacity on its core is about {per_cpu_s or 0:,} req/s "
+                         "of this mix")
+        elif summary["rate_capped_by"] == "server":
+            lines.append(f"the server's core was saturated ({server:.0%} busy): this rate is "
+                         "about its capacity")
+        elif summary["rate_capped_by"]:
+            lines.append(f"{summary['rate_capped_by']} capped the rate: the server got "
+                         f"{server:.0%} of its CPU; run again on a quiet machine")
+        else:
+            lines.append(f"neither side was saturated (server {server:.0%}, locust "
+                         f"{locust:.0%} busy)")
+            if summary["others_cpu_percent"] >= OTHERS_SPOIL:
+                lines.append(f"other load on the machine took "
+                             f"{summary['others_cpu_percent']:.0f}% of a CPU meanwhile: it "
+                             "held both sides back; run again on a quiet machine")
+            elif summary.get("rps", 0) < SHORT_OF_TARGET * summary["target_rps"]:
+                lines.append(f"the rate fell short of the target: each user waits for its "
+                             f"answer (p50 {summary['p50_ms']:.1f} ms by locust, "
+                             f"{summary.get('server_p50_ms', 0):.2f} ms by the server) before "
+                             "it sends the next request; more users (USERS) send more")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -216,13 +255,13 @@ def main() -> int:
     print(f"server: {' '.join(server_command)}", flush=True)
     server = subprocess.Popen(server_command, cwd=ROOT, env=server_env,
                               stdout=server_log, stderr=subprocess.STDOUT)
+    processes, locust_cpus, locust_cores, placement = _locust_placement(args.processes, pin)
     summary: dict[str, Any] = {"target_rps": args.rate, "duration_s": run_s,
                                "users": args.users, "p95_bound_ms": args.p95_ms,
-                               "pinned": pin, "problems": []}
+                               "pinned": pin, "locust_processes": processes,
+                               "locust_cpus": locust_cores, "problems": []}
     problems: list[str] = summary["problems"]
     peak = [0]
-    # (seconds since locust started, server, locust and whole-machine CPU s), every 0.5 s.
-    samples: list[tuple[float, float, float, float]] = []
     locust_pid: list[int] = []
     started = [0.0]
     sampling = threading.Event()
@@ -236,10 +275,6 @@ def main() -> int:
             peak[0] = max(peak[0], rss)
             if locust_pid:
                 rss_samples.append((time.monotonic() - started[0], rss))
-                server_s, locust_s = _cpu_s(server.pid), _cpu_s(locust_pid[0])
-                if server_s is not None and locust_s is not None:
-                    samples.append((time.monotonic() - started[0], server_s, locust_s,
-                                    _machine_busy_s()))
 
     try:
         wait_healthy(f"{base}/health", server)
@@ -252,32 +287,48 @@ def main() -> int:
         locust_env.setdefault("LOAD_API_KEY", "test123")
         prefix = reports / "load"
         locustfiles = [ROOT / "locustfiles" / "petstore.py", HERE / "_locust_final_stats.py"]
-        locust_command = pinned(1, [
+        locust_command = pinned(locust_cpus, [
             PYTHON, "-m", "locust", "-f", ",".join(str(path) for path in locustfiles),
             "--headless", "-u", str(args.users), "-r", str(args.users),
             "-t", args.duration, "--host", base, "--csv", str(prefix),
             "--html", str(reports / "load.html"), "--exit-code-on-error", "1",
-            "--stop-timeout", "5", "--only-summary", "--loglevel", "WARNING"], pin)
+            "--stop-timeout", "5", "--only-summary", "--loglevel", "WARNING",
+            *(["--processes", str(processes)] if processes > 1 else [])], pin)
+        print(f"locust: {placement}", flush=True)
         print(f"locust: LOAD_USER_RPS={locust_env['LOAD_USER_RPS']} "
               f"{' '.join(locust_command)}", flush=True)
         started[0] = time.monotonic()
+        server_cpu_start = cpu_s(server.pid)
         locust = subprocess.Popen(locust_command, cwd=ROOT, env=locust_env)
         locust_pid.append(locust.pid)
+        # The steady window: the side near 100% of its CPUs limits the rate. What else ran
+        # on the machine meanwhile ("others", in % of one CPU) spoils the figures.
+        marks: list[Mark] = []
+        for share in WINDOW:
+            if not _still_running(locust, started[0] + share * run_s):
+                break
+            try:
+                mark = take_mark(time.monotonic() - started[0], base, server.pid, locust.pid)
+            except (urllib.error.URLError, OSError, ValueError) as ex:
+                summary["server_figures_error"] = f"/metrics: {ex}"
+                break
+            if mark is not None:
+                marks.append(mark)
         try:
-            summary["locust_exit"] = locust.wait(timeout=run_s + 60)
+            summary["locust_exit"] = locust.wait(
+                timeout=max(0.0, started[0] + run_s + 60 - time.monotonic()))
         except subprocess.TimeoutExpired:
             locust.kill()
             locust.wait()
             problems.append("locust did not stop by itself")
             summary["locust_exit"] = None
+        server_cpu_end = cpu_s(server.pid)
         summary["rss_end_kib"] = _rss_kib(server.pid)
-        try:
-            summary.update(_server_quantiles(base))
-        except (urllib.error.URLError, OSError, ValueError) as ex:
-            summary["server_quantiles_error"] = str(ex)
-        # How busy each side was in the steady part of the run (from 25% to 90% of it, after
-        # locust's start and ramp-up): the side near 100% of its CPU limits the rate. What
-        # else ran on the machine meanwhile ("others", in % of one CPU) spoils the figures.
+        if len(marks) == len(WINDOW):
+            summary.update(window_figures(marks[0], marks[-1], locust_cores,
+                                          (0, locust_cpus) if pin else None))
+        if server_cpu_start is not None and server_cpu_end is not None:
+            summary["server_cpu_s"] = round(server_cpu_end - server_cpu_start, 3)
         # RSS once the load runs (what the first requests load is in by then: the pet
         # store's bounded records fill up, lazy imports are done) against the end: a leak
         # shows as growth between the two.
@@ -285,15 +336,6 @@ def main() -> int:
         if steady_rss:
             summary["rss_steady_kib"] = steady_rss[0]
             summary["rss_growth_steady_to_end_kib"] = (summary["rss_end_kib"] or 0) - steady_rss[0]
-        steady = [sample for sample in samples if 0.25 * run_s <= sample[0] <= 0.9 * run_s]
-        if len(steady) >= 2:
-            (t0, server0, locust0, busy0), (t1, server1, locust1, busy1) = steady[0], steady[-1]
-            server_pct = 100 * (server1 - server0) / (t1 - t0)
-            locust_pct = 100 * (locust1 - locust0) / (t1 - t0)
-            summary["server_cpu_percent"] = round(server_pct, 1)
-            summary["locust_cpu_percent"] = round(locust_pct, 1)
-            summary["others_cpu_percent"] = round(
-                100 * (busy1 - busy0) / (t1 - t0) - server_pct - locust_pct, 1)
     except RuntimeError as ex:
         problems.append(str(ex))
     finally:
@@ -316,6 +358,9 @@ def main() -> int:
             "p50_ms": _number(row, "50%"), "p95_ms": _number(row, "95%"),
             "p99_ms": _number(row, "99%"), "max_ms": _number(row, "Max Response Time"),
         })
+        if summary["requests"] and summary.get("server_cpu_s"):
+            summary["requests_per_server_cpu_s"] = round(
+                summary["requests"] / summary["server_cpu_s"])
         if summary["failures"]:
             problems.append(f"{summary['failures']} request(s) failed "
                             f"(see {reports / 'load_failures.csv'})")
@@ -333,6 +378,7 @@ def main() -> int:
 
     (reports / "load_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2), flush=True)
+    print(_side_by_side(summary), flush=True)
     print("load test " + ("FAILED: " + "; ".join(problems) if problems else "passed"),
           flush=True)
     return 1 if problems else 0
