@@ -190,6 +190,7 @@ class Answering(ConnectionBase):
             return self._failed_app(req, ex)
         # NOTE: left set when GreenletExit goes through: `serve` then answers 503.
         self._req = None
+        self._resp_headers = ()  # NOTE: not kept alive while the connection idles
         return self._keep and req.complete
 
     def _stream(self, result: Iterable[bytes]) -> None:

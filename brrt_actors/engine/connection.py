@@ -113,11 +113,12 @@ class Connection(RequestParsing, Answering):
         while True:
             while queue:
                 idle_until = 0.0
-                req = queue.popleft()
+                req = queue.pop(0)
                 if not self._respond(req):
                     if req.error or not req.complete or queue or self._in_message:
                         self._linger()  # NOTE: bytes we did not read may still come
                     return None
+                del req  # NOTE: an idle connection keeps no request (environ, body) alive
             if self._failed is not None:
                 self._send(self._failed[1])
                 # NOTE: a client too slow with its head gets no more of our time than this.

@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httptools
@@ -118,7 +117,9 @@ class ConnectionBase:
         #: reaper throws `Expired` into the greenlet past it (see `expire`).
         self.deadline = 0.0
         self._parser: Any = httptools.HttpRequestParser(self)
-        self._queue: deque[Message] = deque()
+        # PERF: a list, not a deque: an empty deque holds a 64-slot block (~0.8 KB per idle
+        # connection); the queue is one request long but for pipelining clients.
+        self._queue: list[Message] = []
         # parsing state
         self._url = b""
         self._environ: dict[str, Any] | None = None
@@ -136,7 +137,7 @@ class ConnectionBase:
         self._req: Message | None = None
         # The answer's status: WSGI's "200 OK", or the direct entry's 200.
         self._status: str | int | None = None
-        self._resp_headers: list[tuple[str, str]] = []
+        self._resp_headers: Sequence[tuple[str, str]] = ()
         self._sent = False
         self._chunked = False
         self._no_body = False

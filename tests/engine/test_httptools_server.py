@@ -181,6 +181,38 @@ def test_with_nothing_idle_the_new_client_waits_until_a_connection_is(
 
 # --- the open files limit ------------------------------------------------------------------
 
+
+def test_an_idle_connection_waits_on_a_shallow_stack(
+        serve_pool: Callable[[int], HTTPServer],
+        connect: Callable[[HTTPServer], socket.socket]) -> None:
+    # NOTE: each idle keep-alive connection keeps a copy of its greenlet's stack: no
+    # helper of gevent's between the greenlet's start and the connection's loop.
+    server = serve_pool(4)
+    idle_client(connect(server))
+    engine = pool_of(server)
+    while not engine.idle_connections:
+        gevent.sleep(0.01)
+    frame = next(iter(engine.idle_connections)).greenlet.gr_frame
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    assert names[-3:] == ["serve", "handle", "_serve_and_close"]
+
+
+def test_the_socket_is_closed_and_the_slot_freed_when_the_client_leaves(
+        serve_pool: Callable[[int], HTTPServer],
+        connect: Callable[[HTTPServer], socket.socket]) -> None:
+    server = serve_pool(4)
+    client = idle_client(connect(server))
+    engine = pool_of(server)
+    served = next(iter(engine.connections)).sock
+    client.close()
+    while engine.connections or server.open_connections:
+        gevent.sleep(0.01)
+    assert served.fileno() == -1
+
+
 @pytest.fixture
 def rlimit(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A fake RLIMIT_NOFILE: ``limits`` is (soft, hard); ``refuse`` makes setrlimit fail."""
