@@ -1,8 +1,10 @@
 """Micro-benchmark: one actor hop (enqueue -> worker greenlet -> handler -> reply -> caller).
 
 Compares reply-slot designs for `brrt_actors.actors`, each with a deadline on both sides
-(the caller waits with a timeout, the worker runs the handler under a timer), then the real
-`Actor.ask`. The handler does nothing, so the numbers are the runtime's own cost per hop.
+(the caller waits with a timeout, the worker runs the handler under a timer), the floor of
+a hop (the caller switches straight into an idle worker greenlet, which switches straight
+back: no hub, no mailbox), then the real `Actor.ask`. The handler does nothing, so the
+numbers are the runtime's own cost per hop.
 
     .venv/bin/python benchmarks/actor_hop.py [--hops 20000] [--rounds 9]
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +24,7 @@ import gevent
 from gevent.event import AsyncResult, Event
 from gevent.hub import Waiter, get_hub
 from gevent.queue import Queue
+from greenlet import GreenletExit, getcurrent, greenlet
 
 DEADLINE_S = 30.0
 _TIMED_OUT = object()
@@ -159,7 +163,112 @@ def _waiter_timer() -> tuple[Callable[[Any], Any], Callable[[], None]]:
     return ask, worker.kill
 
 
-# -- variant 5: the real thing -------------------------------------------------------------
+# -- variant 5: raw greenlet switches, no hub (the floor of any hop) -----------------------
+
+class _RawEnvelope:
+    __slots__ = ("caller", "request")
+
+    def __init__(self, request: Any, caller: greenlet) -> None:
+        self.request = request
+        self.caller = caller
+
+
+def _raw_switch_worker() -> greenlet:
+    # The worker parks inside `caller.switch(value)`; the next caller's switch resumes it
+    # with the next envelope. NOTE: only valid while the handler never blocks: a handler
+    # that waits on the hub would leave the caller parked outside the hub (see actors.py).
+    def work(envelope: _RawEnvelope) -> None:
+        while True:
+            value = _noop(envelope.request)
+            envelope = envelope.caller.switch(value)
+
+    return greenlet(work)
+
+
+def _raw_switch() -> tuple[Callable[[Any], Any], Callable[[], None]]:
+    worker = _raw_switch_worker()
+
+    def ask(request: Any) -> Any:
+        return worker.switch(_RawEnvelope(request, getcurrent()))
+
+    return ask, lambda: worker.throw(GreenletExit)
+
+
+def _raw_switch_timer() -> tuple[Callable[[Any], Any], Callable[[], None]]:
+    # The same with the caller's raw deadline timer, as Actor.ask (deadline) keeps one.
+    worker = _raw_switch_worker()
+    loop = get_hub().loop
+
+    def ask(request: Any) -> Any:
+        caller = getcurrent()
+        timer = loop.timer(DEADLINE_S)
+        timer.start(caller.throw, TimeoutError, update=True)
+        try:
+            return worker.switch(_RawEnvelope(request, caller))
+        finally:
+            timer.close()
+
+    return ask, lambda: worker.throw(GreenletExit)
+
+
+# -- variant 6: what a hop through the hub costs against the caller switching in itself ---
+
+class _SlotEnvelope:
+    # A reply slot in Python: the hub switches to `waiting` (Waiter.switch's job).
+    __slots__ = ("request", "waiting")
+
+    request: Any
+    waiting: greenlet | None
+
+    def switch(self, value: Any) -> None:
+        if self.waiting is not None:
+            self.waiting.switch(value)
+
+
+def _hub_or_direct_wake(direct: bool) -> tuple[Callable[[Any], Any], Callable[[], None]]:
+    # A deque mailbox of Waiter takers, a raw deadline timer, the reply from a loop callback.
+    # Hub wake: the caller schedules the taker's Waiter.switch and waits in the hub (as
+    # brrt_actors.actors does). Direct wake: the caller switches straight into the idle
+    # worker and is woken from the hub; one loop callback and one switch less per hop.
+    hub = get_hub()
+    loop = hub.loop
+    items: deque[Any] = deque()
+    takers: deque[Waiter[Any]] = deque()
+
+    def work() -> None:
+        while True:
+            while not items:
+                taker: Waiter[Any] = Waiter(hub)
+                takers.append(taker)
+                taker.get()
+            envelope = items.popleft()
+            loop.run_callback(envelope.switch, _noop(envelope.request))
+
+    def ask(request: Any) -> Any:
+        envelope = _SlotEnvelope()
+        envelope.request = request
+        envelope.waiting = getcurrent()
+        items.append(envelope)
+        timer = loop.timer(DEADLINE_S)
+        timer.start(envelope.switch, _TIMED_OUT, update=True)
+        try:
+            if not takers:
+                return hub.switch()
+            taker = takers.popleft()
+            if direct:
+                assert taker.greenlet is not None
+                return taker.greenlet.switch(None)
+            loop.run_callback(taker.switch, None)
+            return hub.switch()
+        finally:
+            envelope.waiting = None
+            timer.close()
+
+    worker = gevent.spawn(work)
+    return ask, worker.kill
+
+
+# -- variant 7: the real thing -------------------------------------------------------------
 
 def _actor() -> tuple[Callable[[Any], Any], Callable[[], None]]:
     from brrt_actors.actors import Actor
@@ -186,7 +295,7 @@ def _actor_on_gevent_queue() -> tuple[Callable[[Any], Any], Callable[[], None]]:
 
     actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=int(DEADLINE_S * 1000)))
     actor._mailbox = Queue(1024)  # gevent's Queue fits the Mailbox protocol
-    actor._offer = actor._mailbox.put_nowait
+    actor._put_nowait = actor._mailbox.put_nowait
     actor.start()
     return actor.ask, lambda: actor.stop(1.0)
 
@@ -196,6 +305,10 @@ VARIANTS: dict[str, Callable[[], tuple[Callable[[Any], Any], Callable[[], None]]
     "Event + attrs + Timeout": _event,
     "Waiter + Timeout": _waiter_timeout,
     "Waiter + raw timers": _waiter_timer,
+    "raw switch (no hub)": _raw_switch,
+    "raw switch + raw timer": _raw_switch_timer,
+    "deque, wake through hub": lambda: _hub_or_direct_wake(direct=False),
+    "deque, caller wakes worker": lambda: _hub_or_direct_wake(direct=True),
     "Actor.ask, gevent Queue": _actor_on_gevent_queue,
     "Actor.ask (deadline)": _actor,
     "Actor.ask (no deadline)": _actor_no_deadline,

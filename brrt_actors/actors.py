@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import gevent
 from gevent import Greenlet, getcurrent
-from gevent.hub import Waiter, get_hub
+from gevent.hub import Hub, Waiter, get_hub
 
 from brrt_actors.config import ActorSettings
 from brrt_actors.errors import HTTPError
 from brrt_actors.mailbox import BoundedMailbox, Empty, Full, Mailbox
 
 if TYPE_CHECKING:
-    from gevent._types import _Loop
+    from gevent._types import _Loop, _TimerWatcher
     from greenlet import greenlet
 
     from brrt_actors.handler import Request
@@ -47,6 +47,8 @@ logger = logging.getLogger("brrt_actors.actors")
 
 # How long `stop` waits for killed workers to unwind once the grace period is over.
 _KILL_WAIT_S: Final = 0.5
+# Stopped deadline timers an actor keeps beyond one per worker, for the asks that queue.
+_SPARE_TIMERS: Final = 16
 
 # Mailbox sentinel: a worker that takes it exits.
 _STOP: Final = object()
@@ -72,8 +74,17 @@ class HandlerTimeout(gevent.Timeout):
         return "the handler's deadline passed; its answer is no longer awaited"
 
 
-class _Envelope:
-    """One request on its way through an actor."""
+if TYPE_CHECKING:
+    _ReplySlot = Waiter[Any]
+else:  # NOTE: gevent's compiled Waiter cannot be subscripted at run time; its stubs can.
+    _ReplySlot = Waiter
+
+
+class _Envelope(_ReplySlot):
+    """One request on its way through an actor; the envelope is its own reply slot.
+
+    Built by `Actor._post`, which sets every attribute.
+    """
 
     # PERF: the reply slot is a bare hub `Waiter` (switched from a loop callback), and one raw
     # loop timer per request serves the deadline. Median us per hop (enqueue -> worker ->
@@ -87,20 +98,26 @@ class _Envelope:
     # With brrt_actors.mailbox instead of gevent's Queue (3 runs, same day, one VM):
     #   Actor.ask on gevent's Queue              5.1-5.8
     #   Actor.ask on BoundedMailbox              4.6-4.7   (no deadline: 3.5-3.8)
+    # Issue 12 (CPU us, the old and the new Actor interleaved in one process, 15 rounds):
+    #   envelope is the Waiter, kept timers,     4.1       (was 4.55; no deadline: 3.7, was 4.0)
+    #   put's fast path called straight
+    #   raw greenlet switches, no hub (floor)    0.7-0.8   (+ the raw deadline timer: 1.2-1.6)
+    #   caller switching into the idle worker    ~0.9 less than a wake through the hub: not
+    #     adopted (the caller would wait outside the hub; see the issue 12 note)
     # Reproduce: taskset -c 1 .venv/bin/python benchmarks/actor_hop.py
+    # PERF: the envelope *is* the Waiter (one object per request, not two) and has no Python
+    # __init__: ~0.2 us less per hop (python -m timeit, taskset -c 1).
     # Slots keep the per-request allocation small.
-    __slots__ = ("abandoned", "error", "queued", "reply", "request", "worker")
+    __slots__ = ("abandoned", "error", "queued", "request", "worker")
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.reply: Waiter[Any] = Waiter()
-        self.error: HTTPError  # set only with the _FAILED reply
-        # The worker greenlet running the handler for this envelope, while it does.
-        self.worker: greenlet | None = None
-        # Set when nobody waits for the answer any more (deadline passed, caller gone).
-        self.abandoned = False
-        # When it went into the mailbox (perf_counter): the worker tells the request its wait.
-        self.queued = perf_counter()
+    request: Request
+    error: HTTPError  # set only with the _FAILED reply
+    # The worker greenlet running the handler for this envelope, while it does.
+    worker: greenlet | None
+    # Set when nobody waits for the answer any more (deadline passed, caller gone).
+    abandoned: bool
+    # When it went into the mailbox (perf_counter): the worker tells the request its wait.
+    queued: float
 
 
 class Actor:
@@ -128,7 +145,11 @@ class Actor:
         self._handler = handler
         self._mailbox: Mailbox[Any] = BoundedMailbox(settings.mailbox)
         self._workers: list[Greenlet[[], None]] = []
+        self._hub: Hub | None = None
         self._loop: _Loop | None = None
+        # Deadline timers of answered asks, stopped, ready for the next ones (`_ask_with_deadline`).
+        self._idle_timers: list[_TimerWatcher] = []
+        self._idle_timers_max = settings.workers + _SPARE_TIMERS
         self._accepting = False
         self._stopping = False
         self._stopped = False
@@ -137,9 +158,10 @@ class Actor:
         self._retry_headers = {"Retry-After": str(settings.retry_after_s)}
         # Swap callables once instead of branching on configuration per request.
         self.ask = self._ask_with_deadline if settings.deadline_ms else self._ask_forever
-        self._offer: Callable[[_Envelope], None] = (
-            self._put_blocking if settings.policy == "block" and self._block_s > 0
-            else self._mailbox.put_nowait)
+        self._put_nowait: Callable[[_Envelope], None] = self._mailbox.put_nowait
+        self._when_full: Callable[[_Envelope], None] = (
+            self._wait_for_room if settings.policy == "block" and self._block_s > 0
+            else self._shed)
 
         self.completed = 0  # handler returned (or raised HTTPError)
         self.handler_errors = 0  # handler raised anything else (500)
@@ -187,7 +209,8 @@ class Actor:
         """
         if self._workers or self._stopping:
             raise RuntimeError(f"actor {self.name!r} cannot be started twice")
-        self._loop = get_hub().loop
+        self._hub = get_hub()
+        self._loop = self._hub.loop
         self._workers = [self._spawn(index) for index in range(self.settings.workers)]
         self._accepting = True
 
@@ -219,6 +242,9 @@ class Actor:
             gevent.killall(alive, block=True, timeout=_KILL_WAIT_S)
         self._stopped = True
         self._refuse_queued()
+        for timer in self._idle_timers:
+            timer.close()
+        self._idle_timers.clear()
 
     def _refuse_queued(self) -> None:
         loop = self._loop
@@ -231,7 +257,7 @@ class Actor:
                 continue
             self.refused += 1
             item.error = self._refusal()
-            loop.run_callback(item.reply.switch, _FAILED)
+            loop.run_callback(item.switch, _FAILED)
 
     def _spawn(self, index: int) -> Greenlet[[], None]:
         worker: Greenlet[[], None] = Greenlet(self._work)
@@ -264,31 +290,43 @@ class Actor:
         # greenlet, and cancel the handler if a worker runs it (`_expire`). A gevent.Timeout
         # around the handler in the worker as well costs ~2 us more per hop (a Timeout
         # start+close is ~2.0 us, a raw timer's ~0.4 us; benchmarks/actor_hop.py).
+        # PERF: the timers of answered asks are stopped and kept for the next ones: start+stop
+        # of a kept timer is ~0.1 us, creating, starting and closing one ~0.25 us (timeit).
         # NOTE: the deadline counts from the moment the envelope is in the mailbox: update=True
         # reads the clock now, not where the loop's busy iteration began (no cost measured).
-        assert self._loop is not None
-        timer = self._loop.timer(self._deadline_s)
+        idle_timers = self._idle_timers
+        if idle_timers:
+            timer = idle_timers.pop()
+        else:
+            assert self._loop is not None
+            timer = self._loop.timer(self._deadline_s)
         timer.start(self._expire, envelope, update=True)
         try:
-            value = envelope.reply.get()
+            value = envelope.get()
         except BaseException:  # this greenlet was killed: nobody waits any more
             timer.close()
             envelope.abandoned = True
             raise
-        timer.close()
-        if value is _FAILED:
-            raise envelope.error
         if value is _TIMED_OUT:
+            # NOTE: closed, not kept: the hub may still be inside this timer's callback.
+            timer.close()
             self.deadline_exceeded += 1
             raise HTTPError(504, f"The handler did not answer within its deadline of "
                                  f"{self.settings.deadline_ms} ms.")
+        timer.stop()  # NOTE: drops its callback's arguments (the envelope) too
+        if len(idle_timers) < self._idle_timers_max:
+            idle_timers.append(timer)
+        else:
+            timer.close()
+        if value is _FAILED:
+            raise envelope.error
         return value
 
     def _ask_forever(self, request: Request) -> Any:
         # `ask` without a deadline (deadline_ms = 0).
         envelope = self._post(request)
         try:
-            value = envelope.reply.get()
+            value = envelope.get()
         except BaseException:  # this greenlet was killed: nobody waits any more
             envelope.abandoned = True
             raise
@@ -300,15 +338,30 @@ class Actor:
         # Put `request` into the mailbox, or raise the 503 that says why it cannot go in.
         if not self._accepting:
             raise self._refused()
-        envelope = _Envelope(request)
+        envelope = _Envelope(self._hub)
+        envelope.request = request
+        envelope.worker = None
+        envelope.abandoned = False
+        envelope.queued = perf_counter()
+        # PERF: room in the mailbox is the common case: one call, no policy in between.
+        # NOTE: `_stopped` needs no look here: `_accepting` was true just now, without a yield.
         try:
-            self._offer(envelope)
+            self._put_nowait(envelope)
         except Full:
-            raise self._overloaded() from None
+            pass  # NOTE: the policy answers outside this handler: no Full chained to its error
+        else:
+            return envelope
+        self._when_full(envelope)
         return envelope
 
-    def _put_blocking(self, envelope: _Envelope) -> None:
-        self._mailbox.put(envelope, True, self._block_s)
+    def _shed(self, envelope: _Envelope) -> None:
+        raise self._overloaded() from None
+
+    def _wait_for_room(self, envelope: _Envelope) -> None:
+        try:
+            self._mailbox.put(envelope, True, self._block_s)
+        except Full:
+            raise self._overloaded() from None
         if self._stopped:
             # NOTE: room came after `stop` swept the mailbox: nobody will take this one.
             envelope.abandoned = True
@@ -318,7 +371,7 @@ class Actor:
         # Runs in the hub when a deadline passes: answer the caller, cancel the handler.
         envelope.abandoned = True  # a worker that has not taken it yet skips it
         worker = envelope.worker
-        envelope.reply.switch(_TIMED_OUT)  # the caller answers 504 (or already left)
+        envelope.switch(_TIMED_OUT)  # the caller answers 504 (or already left)
         # NOTE: thrown from the hub, synchronously: the worker is parked inside this very
         # envelope's handler (`worker` is cleared, without yielding, when it returns).
         if worker is not None and envelope.worker is worker:
@@ -385,13 +438,13 @@ class Actor:
                 self.busy -= 1
                 envelope.error = self._refusal() if self._stopping else HTTPError(
                     500, "The handler was interrupted.")
-                reply(envelope.reply.switch, _FAILED)
+                reply(envelope.switch, _FAILED)
                 raise
             envelope.worker = None
             self.busy -= 1
             self.completed += 1
             # NOTE: Waiter.switch must run in the hub; the callback wakes the caller there.
-            reply(envelope.reply.switch, value)
+            reply(envelope.switch, value)
 
 
 class ActorSystem:

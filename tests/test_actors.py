@@ -117,6 +117,26 @@ def test_deadline_answers_504_cancels_the_handler_and_the_worker_goes_on(
     assert (actor.deadline_exceeded, actor.cancelled) == (1, 1)
 
 
+def test_deadline_holds_on_the_timers_an_actor_keeps_between_asks(
+        make_actor: MakeActor) -> None:
+    # The deadline timers of answered asks are kept and started again for the next ones.
+    def handler(request: str) -> str:
+        if request == "slow":
+            gevent.sleep(1.0)
+        return request
+
+    actor = make_actor(handler, workers=2, deadline_ms=50)
+    for _ in range(3):
+        assert [actor.ask("fast") for _ in range(5)] == ["fast"] * 5
+        started = time.monotonic()
+        with pytest.raises(HTTPError) as caught:
+            actor.ask("slow")
+        assert caught.value.status == 504
+        assert 0.04 <= time.monotonic() - started < 0.5
+    gevent.sleep(0.1)  # no kept timer fires for an ask answered long ago
+    assert (actor.deadline_exceeded, actor.cancelled, actor.completed) == (3, 3, 15)
+
+
 def test_envelope_whose_deadline_passed_in_the_mailbox_is_not_run(
         make_actor: MakeActor) -> None:
     ran: list[str] = []
