@@ -5,6 +5,7 @@ import gc
 from typing import Any
 
 import pytest
+from fastjsonschema import JsonSchemaValueException
 from jsonschema import Draft7Validator
 
 from brrt_actors import validation
@@ -217,6 +218,19 @@ def test_formats(fmt: str, good: str, bad: str) -> None:
     assert validator.errors(good) == []
     assert validator.errors(bad) == [("", f"must be a valid {fmt}")]
     assert not validator.is_valid(bad)
+
+
+def test_the_raw_check_returns_the_value_or_raises_at_the_first_error() -> None:
+    validator = check({"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "items": {"$ref": "#/$defs/Items"}},
+        "$defs": {"Items": {"type": "array", "items": {"type": "integer"}}}})
+    value = {"id": UUID, "items": [1, 2]}
+    assert validator.check(value) is value
+    bad_values: list[Any] = [{"id": UUID[:-1]}, {"items": [1, "2"]}, []]
+    for bad in bad_values:
+        with pytest.raises(JsonSchemaValueException):  # NOTE: formats apply without a partial
+            validator.check(bad)
+        assert not validator.is_valid(bad)
 
 
 @pytest.mark.parametrize("fmt", ["byte", "binary", "password", "float", "double"])

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import http.client
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Serve
@@ -17,7 +22,9 @@ from http_app import (
 
 from brrt_actors import Request, Response
 from brrt_actors.app import App
-from brrt_actors.stages.response import dumps
+from brrt_actors.errors import HTTPError
+from brrt_actors.spec import load_spec
+from brrt_actors.stages.response import Encoded, ResponseEncoder, dumps
 from brrt_actors.testing import Client
 
 
@@ -192,3 +199,79 @@ def test_a_stream_that_cannot_be_encoded_is_cut_naming_the_operation(
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(errors) == 1 and "get_events" in caplog.text, caplog.text
     assert call(server, "/answer").status == 200
+
+
+# --- the lean path (issue 12): the same answers as the full path -----------------------------
+
+_OBJECT_N = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
+_LEAN_SPEC = {
+    "openapi": "3.1.0", "info": {"title": "lean", "version": "1"},
+    "paths": {"/a": {"get": {"operationId": "answer", "responses": {
+        "200": {"description": "ok", "content": {"application/json": {"schema": _OBJECT_N}}},
+        "201": {"description": "made", "content": {"application/json": {"schema": _OBJECT_N}}},
+        "202": {"description": "later", "content": {
+            "application/vnd.x+json; charset=utf-8": {"schema": _OBJECT_N}}},
+        "2XX": {"description": "range", "content": {"application/json": {
+            "schema": {"type": "object", "required": ["r"]}}}},
+        "204": {"description": "none"},
+        "400": {"description": "text only", "content": {"text/plain": {}}},
+        "404": {"description": "anything"},
+    }}}, "/b": {"get": {"operationId": "ranged", "responses": {
+        "2XX": {"description": "range", "content": {"application/problem+json": {
+            "schema": {"type": "object", "required": ["r"]}}}},
+        "default": {"description": "else", "content": {"application/json": {}}},
+    }}}, "/c": {"get": {"operationId": "undeclared", "responses": {
+        "201": {"description": "made", "content": {"application/json": {"schema": _OBJECT_N}}},
+    }}}},
+}
+
+_RESULTS: list[Any] = [
+    {"n": 1}, {"n": "x"}, {}, [], [{"n": 1}], {"r": 1}, {"n": float("nan")}, {"n": "\ud800"},
+    OrderedDict(n=1), Response(201, {"n": 1}), Response(201, {"n": "x"}), Response(201, [1]),
+    Response(201, {"n": 1}, headers={"X-A": "1", "Cache-Control": "no-store"}),
+    Response(201, {"n": 1}, headers={"content-type": "application/json"}),
+    Response(201, {"n": 1}, headers={"Content-Length": "999"}),
+    Response(201, {"n": 1}, content_type="application/json"), Response(201, {"n": Opaque()}),
+    Response(HTTPStatus.CREATED, {"n": 1}), Response(202, {"n": 1}), Response(203, {"r": 1}),
+    Response(203, {"n": 1}), Response(204, {"n": 1}), Response(400, {"n": 1}),
+    Response(404, {"x": 1}), Response(418, {"n": 1}), Response(200, None), Response(201, "{}"),
+]
+
+
+def _outcome(encode: Callable[[Any], Encoded], result: Any,
+             caplog: pytest.LogCaptureFixture) -> tuple[Any, ...]:
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="brrt_actors"):
+        try:
+            status, headers, chunks = encode(result)
+            answer: tuple[Any, ...] = (status, headers, b"".join(chunks))
+        except HTTPError as ex:
+            answer = ("raised", ex.status, ex.detail)
+    return (*answer, [(record.levelno, record.getMessage()) for record in caplog.records])
+
+
+@pytest.mark.parametrize("mode", ["enforce", "log", "off"])
+@pytest.mark.parametrize("operation_id", ["answer", "ranged", "undeclared"])
+def test_the_lean_path_answers_and_logs_as_the_full_path(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str, operation_id: str) -> None:
+    path = tmp_path / "lean.json"
+    path.write_text(json.dumps(_LEAN_SPEC))
+    operation = next(op for op in load_spec(path).operations
+                     if op.operation_id == operation_id)
+    encoder = ResponseEncoder(operation, mode)
+    full = encoder._encode if mode == "off" else encoder._encode_checked
+    for result in _RESULTS:
+        lean = _outcome(encoder.encode, result, caplog)
+        assert lean == _outcome(full, result, caplog), result
+
+
+def test_a_declared_non_200_dict_goes_out_checked(
+        make_app: Callable[..., App], caplog: pytest.LogCaptureFixture) -> None:
+    response = Client(make_app()).post("/items", json={"name": "n"})
+    assert (response.status, response.json()) == (201, {"id": 7, "name": "n"})
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.body))
+    invalid = {**http_handlers(), "create_item": lambda request: Response(201, {"id": "seven"})}
+    with caplog.at_level(logging.ERROR, logger="brrt_actors"):
+        problem(Client(make_app(handlers=invalid)).post("/items", json={"name": "n"}), 500)
+    assert "create_item: response 201 does not match the spec" in caplog.text
