@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from brrt_actors.handler import Principal
-from brrt_actors.security.credentials import InvalidCredentials, key_reader, redact
+from brrt_actors.security.credentials import (
+    InvalidCredentials,
+    header_environ_key,
+    key_reader,
+    redact,
+)
 from brrt_actors.spec.model import SecurityScheme
 
 __all__ = ["ApiKeyProvider", "api_key_challenge"]
@@ -70,3 +75,33 @@ class ApiKeyProvider:
         if not found:
             raise InvalidCredentials("invalid_key", f"unknown API key {redact(presented)}")
         return self._principal
+
+    def acceptor(self) -> Callable[[dict[str, Any]], Principal | None]:
+        """Return a quick check: the principal for a known key, None for anything else.
+
+        It neither raises nor logs: on None the caller asks `authenticate`, which tells a
+        missing key from a wrong one (and the log says why).
+        """
+        principal = self._principal
+        if self._location == "header" and len(self._keys) == 1:
+            # PERF: one environ lookup and one compare, no key reader or key loop.
+            environ_key = header_environ_key(self._name)
+            (key,) = self._keys
+
+            def accept_header_key(environ: dict[str, Any]) -> Principal | None:
+                presented = environ.get(environ_key)
+                # SECURITY: compared in constant time, as `authenticate` does.
+                if presented and hmac.compare_digest(
+                        presented.encode("utf-8", "surrogateescape"), key):
+                    return principal
+                return None
+
+            return accept_header_key
+
+        def accept(environ: dict[str, Any]) -> Principal | None:
+            try:
+                return self.authenticate(environ)
+            except InvalidCredentials:
+                return None
+
+        return accept

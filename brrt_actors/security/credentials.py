@@ -6,7 +6,7 @@ from typing import Any
 
 from brrt_actors.request_text import parse_cookies, parse_query, unquote_query
 
-__all__ = ["InvalidCredentials", "key_reader", "redact"]
+__all__ = ["InvalidCredentials", "header_environ_key", "key_reader", "redact"]
 
 KeyReader = Callable[[dict[str, Any]], "str | None"]
 
@@ -21,6 +21,11 @@ def redact(credential: str | bytes | None) -> str:
     return prefix + "…"
 
 
+def header_environ_key(name: str) -> str:
+    """Return the WSGI environ key of the request header `name` (``HTTP_X_API_KEY``)."""
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
 def key_reader(location: str, name: str) -> KeyReader:
     """Return a function that reads the value named `name` at `location` of a request.
 
@@ -29,7 +34,7 @@ def key_reader(location: str, name: str) -> KeyReader:
         name: the header, query parameter or cookie name.
     """
     if location == "header":
-        environ_key = "HTTP_" + name.upper().replace("-", "_")
+        environ_key = header_environ_key(name)
 
         def from_header(environ: dict[str, Any]) -> str | None:
             value: str | None = environ.get(environ_key)

@@ -5,15 +5,21 @@ A `BodyReader` is built once per operation at start: each declared media type ge
 request the reader checks the size (413 before reading when Content-Length says so), picks
 the decoder for the Content-Type (415 when none fits), reads at most the limit, decodes and
 validates. Malformed bodies and schema violations become error items; only 413, 415 and a bad
-Content-Length are raised.
+Content-Length are raised. An operation that declares a JSON body gets a fast stage for it
+(`_json_stage`): the usual request is read, parsed and validated there, any other one, or a
+body that fails, goes the reader's way.
 
 The decoders, and what each gives the handler as ``request.body``, are in
 `brrt_actors.stages.body_decoders`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fastjsonschema import JsonSchemaValueException
+
+from brrt_actors.coercion import InvalidValue, loads_json
 from brrt_actors.errors import HTTPError
 from brrt_actors.problem import body_too_large
 from brrt_actors.spec.model import MediaType, RequestBody
@@ -24,7 +30,7 @@ from brrt_actors.stages.body_decoders import (
     is_binary,
     media_type,
 )
-from brrt_actors.validation import ValidatorCache
+from brrt_actors.validation import SchemaValidator, ValidatorCache
 
 if TYPE_CHECKING:
     from brrt_actors.context import BuildContext
@@ -48,8 +54,8 @@ class BodyReader:
         validators: the app's validator cache (a private one by default).
     """
 
-    __slots__ = ("_accepted", "_cache", "_decoders", "_max", "_max_parts", "_required",
-                 "_validators", "_wildcard_decoders", "_wildcards")
+    __slots__ = ("_accepted", "_cache", "_decoders", "_json_checks", "_max", "_max_parts",
+                 "_required", "_validators", "_wildcard_decoders", "_wildcards")
 
     def __init__(self, request_body: RequestBody, max_body_bytes: int, *,
                  max_parts: int = 1000, validators: ValidatorCache | None = None) -> None:
@@ -62,12 +68,18 @@ class BodyReader:
         # Declared media types by normalised name; wildcards ("text/*", "*/*") apart.
         self._decoders: dict[str, Decoder] = {}
         self._wildcards: dict[str, MediaType] = {}
+        # The declared JSON media types (no wildcards): their validator's check, or None.
+        self._json_checks: dict[str, Callable[[Any], Any] | None] = {}
         for declared, media in content.items():
             name = media_type(declared)
             if "*" in name:
                 self._wildcards[name] = media
             else:
-                self._decoders[name] = self._decoder(decoder_kind(name), media)
+                kind = decoder_kind(name)
+                self._decoders[name] = self._decoder(kind, media)
+                if kind == "json":
+                    validator = self._validator(media)
+                    self._json_checks[name] = None if validator is None else validator.check
         self._wildcard_decoders: dict[tuple[str, str], Decoder] = {}
         self._cache: dict[str, Decoder] = {}
 
@@ -93,8 +105,7 @@ class BodyReader:
             decode = self._negotiate(content_type)
             data = read_up_to(stream, length)
             if len(data) < length:
-                return None, [{"in": "body",
-                               "message": "the request body is shorter than its Content-Length"}]
+                return None, _short_body()
         elif environ.get("wsgi.input_terminated"):
             data = _read_at_most(stream, self._max)
             if not data:
@@ -151,10 +162,16 @@ class BodyReader:
         return decode
 
     def _decoder(self, kind: str, media: MediaType) -> Decoder:
+        return decoder_for(kind, media, self._validator(media), self._max, self._max_parts)
+
+    def _validator(self, media: MediaType) -> SchemaValidator | None:
         schema = media.schema
-        validator = (None if is_binary(schema) else
-                     self._validators.compile(schema or {}, pointer=media.pointer + "/schema"))
-        return decoder_for(kind, media, validator, self._max, self._max_parts)
+        return (None if is_binary(schema) else
+                self._validators.compile(schema or {}, pointer=media.pointer + "/schema"))
+
+
+def _short_body() -> list[dict[str, Any]]:
+    return [{"in": "body", "message": "the request body is shorter than its Content-Length"}]
 
 
 def _content_length(raw: str) -> int:
@@ -207,8 +224,9 @@ def build(operation: Operation, context: BuildContext) -> Stage | None:
     """Return the body stage, or None when the operation declares no request body."""
     if operation.request_body is None:
         return None
-    read = BodyReader(operation.request_body, context.settings.max_body_bytes,
-                      validators=context.validators).read
+    reader = BodyReader(operation.request_body, context.settings.max_body_bytes,
+                        validators=context.validators)
+    read = reader.read
 
     # PERF: a closure, as every stage (see `brrt_actors.stages.actor`).
     def body_stage(request: Request) -> None:
@@ -219,4 +237,55 @@ def build(operation: Operation, context: BuildContext) -> Stage | None:
         if problems:
             request.add_problems(problems)
 
-    return body_stage
+    return _json_stage(reader, body_stage) or body_stage
+
+
+def _json_stage(reader: BodyReader, full: Stage) -> Stage | None:
+    """Return the fast path of a body declared as JSON, or None when none is declared.
+
+    A request with a Content-Length within the limit and a declared JSON media type is read,
+    parsed and validated with the compiled validator alone; a body that is not valid JSON
+    or fails its schema goes through the media type's decoder, which lists the errors.
+    Every other request (no length, another media type, too large) takes `full`.
+    """
+    checks = reader._json_checks
+    if not checks:
+        return None
+    decoders = reader._decoders
+    max_bytes = reader._max
+
+    # PERF: no content negotiation, decoder or error list for the usual JSON body: 3.2 ->
+    # 2.5 us for the pet store's new pet (the stage timed alone, CPU time).
+    def json_body_stage(request: Request) -> None:
+        environ = request.environ
+        content_type: str = environ.get("CONTENT_TYPE") or ""
+        media = content_type if content_type in checks else media_type(content_type)
+        raw_length = environ.get("CONTENT_LENGTH")
+        if media not in checks or not raw_length or not (raw_length.isascii()
+                                                        and raw_length.isdigit()):
+            full(request)
+            return
+        length = int(raw_length)
+        if not 0 < length <= max_bytes:
+            full(request)  # NOTE: its 413, or its empty body, before a byte is read
+            return
+        try:
+            data = read_up_to(environ["wsgi.input"], length)
+        except OSError as ex:
+            raise _unreadable(ex) from None
+        if len(data) < length:
+            request.add_problems(_short_body())
+            return
+        check = checks[media]
+        try:
+            value = loads_json(data)
+            if check is not None:
+                check(value)
+        except (InvalidValue, JsonSchemaValueException, RecursionError):
+            request.body, problems = decoders[media](data, content_type)
+            if problems:
+                request.add_problems(problems)
+            return
+        request.body = value
+
+    return json_body_stage

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from brrt_actors.coercion import (
+    Coercer,
     InvalidValue,
     ObjectCoercer,
     coerce_items,
@@ -39,7 +40,7 @@ from brrt_actors.request_text import (
 )
 from brrt_actors.spec.model import JSONSchema, Parameter
 
-__all__ = ["ABSENT", "Reader", "Unsupported", "build_reader"]
+__all__ = ["ABSENT", "Reader", "Unsupported", "build_reader", "plain_coercer"]
 
 
 # Reads one parameter from its source (path dict, query dict, environ, cookie jar).
@@ -125,6 +126,28 @@ def build_reader(param: Parameter, query_names: set[str]) -> Reader:
             raise Unsupported("style 'deepObject' applies to objects only")
         return _deep_object_reader(param, schema)
     return _multi_reader(param, shape, schema, -1, decode_query_value, query_names)
+
+
+_PLAIN_TYPES = frozenset({"string", "integer", "number", "boolean", "null"})
+
+
+def plain_coercer(param: Parameter) -> Coercer | None:
+    """Return the coercer of a parameter read as one whole value, or None for any other.
+
+    Such a parameter (a path parameter of style simple, or a query parameter of style form,
+    without ``content``, whose schema admits only primitive types) is read exactly as its
+    reader does: the raw value (the last one of a repeated query key), percent-decoded by
+    its location's rule (`decode_path_value`, `decode_query_value`), then coerced by the
+    returned function. The parameter stage's fast path reads those itself.
+    """
+    if param.content_type is not None:
+        return None
+    if (param.location, param.style) not in (("path", "simple"), ("query", "form")):
+        return None
+    schema = param.schema or {}
+    if not set(schema_types(schema)) <= _PLAIN_TYPES:
+        return None
+    return compile_coercer(schema)
 
 
 def _content_reader(param: Parameter) -> Reader:

@@ -9,6 +9,11 @@ Where the rules live: the readers and the style rules (delimiters, percent-decod
 repeated keys wins) in `brrt_actors.stages.parameter_styles`; splitting the query string and
 the Cookie header in `brrt_actors.request_text`; the coercion rules in `coercion`.
 
+An operation whose parameters are all path and query values read whole (`plain_coercer`)
+gets a fast stage (`_plain_stage`) that reads them without the decoder's per-request
+structures; a missing, malformed or invalid value sends the request through the decoder,
+which lists the errors.
+
 Choices made here:
 
 - a value that cannot be coerced is reported at once (``'abc' is not a valid integer``) and is
@@ -20,13 +25,28 @@ Choices made here:
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from brrt_actors.coercion import InvalidValue
+from fastjsonschema import JsonSchemaValueException
+
+from brrt_actors.coercion import Coercer, InvalidValue
 from brrt_actors.errors import SpecError
-from brrt_actors.request_text import parse_cookies, parse_query
+from brrt_actors.request_text import (
+    decode_path_value,
+    decode_query_value,
+    parse_cookies,
+    parse_query,
+)
 from brrt_actors.spec.model import MISSING, JSONSchema, Parameter
-from brrt_actors.stages.parameter_styles import ABSENT, Reader, Unsupported, build_reader
+from brrt_actors.stages.parameter_styles import (
+    ABSENT,
+    Reader,
+    Unsupported,
+    build_reader,
+    plain_coercer,
+)
 from brrt_actors.validation import SchemaValidator, ValidatorCache
 
 if TYPE_CHECKING:
@@ -47,11 +67,13 @@ _IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
 
 
 class _Compiled:
-    __slots__ = ("copy_default", "default", "key", "location", "name", "read", "required",
-                 "validator")
+    __slots__ = ("copy_default", "default", "key", "location", "name", "plain", "read",
+                 "required", "validator")
 
     def __init__(self, param: Parameter, read: Reader,
                  validator: SchemaValidator | None) -> None:
+        # The coercer of a parameter read as one whole value (see `plain_coercer`), or None.
+        self.plain = plain_coercer(param)
         self.name = param.name
         self.location = param.location
         self.key = param.name.lower() if param.location == "header" else param.name
@@ -201,7 +223,8 @@ def build(operation: Operation, context: BuildContext) -> Stage | None:
     """
     if not operation.parameters:
         return None
-    decode = ParameterDecoder(operation.parameters, context.validators).decode
+    decoder = ParameterDecoder(operation.parameters, context.validators)
+    decode = decoder.decode
 
     # PERF: a closure, as every stage (see `brrt_actors.stages.actor`).
     def parameter_stage(request: Request) -> None:
@@ -213,4 +236,137 @@ def build(operation: Operation, context: BuildContext) -> Stage | None:
         if decoded.errors:
             request.add_problems(decoded.errors)
 
-    return parameter_stage
+    return _plain_stage(decoder, parameter_stage) or parameter_stage
+
+
+# A parameter the fast path reads: (name, coercer, the validator's check or None, default,
+# copy the default, required).
+_Plain = tuple[str, Coercer, Callable[[Any], Any] | None, Any, bool, bool]
+
+
+def _plain_stage(decoder: ParameterDecoder, full: Stage) -> Stage | None:
+    """Return the fast path of an operation whose parameters are all plain, else None.
+
+    Plain: path and query parameters, each read as one whole value (`plain_coercer`). A
+    request whose values are all present (or defaulted) and valid gets exactly what
+    `full` would give; for any other (a missing, malformed or invalid value), `full` runs
+    from the start and lists the errors.
+    """
+    if decoder._header or decoder._cookie:
+        return None
+    path_plain = [_plain(param) for param in decoder._path]
+    query_plain = [_plain(param) for param in decoder._query]
+    if None in path_plain or None in query_plain:
+        return None
+    path_reads = tuple(read for read in path_plain if read is not None)
+    query_reads = tuple(read for read in query_plain if read is not None)
+
+    # PERF: no per-location dicts, readers or error lists: `?limit=10` 2.3 -> 1.1 us (the
+    # pet store's stage timed alone, CPU time).
+    def plain_parameter_stage(request: Request) -> None:
+        environ = request.environ
+        path: dict[str, Any] = {}
+        query: dict[str, Any] = {}
+        try:
+            raw_params = request.raw_path_params
+            for name, coerce, check, _, _, _ in path_reads:
+                raw = raw_params.get(name)
+                if raw is None:
+                    full(request)
+                    return
+                if "%" in raw or not raw.isascii():
+                    raw = decode_path_value(raw)
+                value = coerce(raw)
+                if check is not None:
+                    check(value)
+                path[name] = value
+            if query_reads:
+                source = parse_query(environ.get("QUERY_STRING", ""))
+                for name, coerce, check, default, copy_default, required in query_reads:
+                    values = source.get(name)
+                    if values is None:
+                        if default is not MISSING:
+                            query[name] = copy.deepcopy(default) if copy_default else default
+                        elif required:
+                            full(request)
+                            return
+                        continue
+                    raw = values[-1]
+                    if "%" in raw or "+" in raw or not raw.isascii():
+                        raw = decode_query_value(raw)
+                    value = coerce(raw)
+                    if check is not None:
+                        check(value)
+                    query[name] = value
+        except (InvalidValue, JsonSchemaValueException):
+            full(request)
+            return
+        request.path_params = path
+        request.query = query
+        cookie_header = environ.get("HTTP_COOKIE")
+        if cookie_header:
+            # NOTE: as `ParameterDecoder.decode`: the handler sees every cookie.
+            request.cookies = {name: values[0]
+                               for name, values in parse_cookies(cookie_header).items()}
+
+    if len(path_reads) == 1 and not query_reads:
+        return _one_path_stage(path_reads[0], plain_parameter_stage)
+    return plain_parameter_stage
+
+
+def _one_path_stage(read: _Plain, plain: Stage) -> Stage:
+    """The fast path of an operation whose one parameter is a plain path parameter."""
+    name, coerce, check = read[:3]
+
+    # PERF: the usual `/things/{id}`, no loop: 2.0 -> 0.5 us for the pet store's id (the
+    # stage timed alone, CPU time; `plain` takes 0.65).
+    def path_parameter_stage(request: Request) -> None:
+        raw = request.raw_path_params.get(name)
+        if raw is None or "%" in raw or not raw.isascii() or "HTTP_COOKIE" in request.environ:
+            plain(request)
+            return
+        try:
+            value = coerce(raw)
+            if check is not None:
+                check(value)
+        except (InvalidValue, JsonSchemaValueException):
+            plain(request)
+            return
+        request.path_params = {name: value}
+
+    return path_parameter_stage
+
+
+def _plain(param: _Compiled) -> _Plain | None:
+    if param.plain is None:
+        return None
+    check: Callable[[Any], Any] | None = None
+    if param.validator is not None:
+        # NOTE: the compiled validator itself raises JsonSchemaValueException at an error.
+        check = _bounds_check(param.validator.schema) or param.validator.check
+    return (param.name, param.plain, check, param.default, param.copy_default, param.required)
+
+
+_BOUNDS = frozenset({"type", "minimum", "maximum"})
+
+
+def _bounds_check(schema: JSONSchema) -> Callable[[Any], Any] | None:
+    """Return a check of a number schema that says only `minimum` / `maximum`, else None.
+
+    Its value comes from the schema type's coercer (an int, or a finite float), so the two
+    comparisons are the whole validation; out of bounds it raises `InvalidValue`, and the
+    full stage words the error.
+    """
+    if (schema.get("type") not in ("integer", "number")
+            or not schema.keys() - _ANNOTATIONS <= _BOUNDS):
+        return None
+    low, high = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
+    if type(low) not in (int, float) or type(high) not in (int, float):
+        return None
+
+    # PERF: two comparisons instead of a call of the compiled validator (~0.12 us).
+    def within_bounds(value: int | float) -> None:
+        if not low <= value <= high:
+            raise InvalidValue("out of bounds")
+
+    return within_bounds
