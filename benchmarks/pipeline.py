@@ -2,10 +2,11 @@
 
 Routing, the API-key check, parameter decoding and validation, the actor hop, the handler,
 response validation and JSON encoding, for `GET /pets/{id}`, `GET /pets?limit=10` and
-`POST /pets`, called as a WSGI server calls the app. Prints the median (and min) µs per
-request over several rounds, in wall time and in process CPU time.
+`POST /pets`, called as brrt's HTTP engine calls the app (its direct entry, `App.respond`;
+``--wsgi``: as any WSGI server calls it). Prints the median (and min) µs per request over
+several rounds, in wall time and in process CPU time.
 
-    taskset -c 0 .venv/bin/python benchmarks/pipeline.py [--requests 20000] [--rounds 7]
+    taskset -c 0 .venv/bin/python benchmarks/pipeline.py [--requests 20000] [--rounds 7] [--wsgi]
 
 ``--cors`` turns CORS on (one allowed origin) and sends that ``Origin`` with every request:
 the difference from a run without it is what CORS costs per request.
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cors", action="store_true",
                         help="CORS on, and an allowed Origin on every request")
+    parser.add_argument("--wsgi", action="store_true",
+                        help="call the app through WSGI (start_response) instead of its direct "
+                             "entry")
     args = parser.parse_args()
     origin = "https://app.example"
     app = create_app(ROOT / "specs" / "petstore.yaml", str(ROOT / "handlers"),
@@ -60,8 +64,14 @@ def main() -> None:
 
     def request(method: str, path: str, query: str = "",
                 body: bytes = b"") -> Callable[[], None]:
-        def call() -> None:
-            b"".join(app(make_environ(method, path, query, body), start_response))
+        if args.wsgi:
+            def call() -> None:
+                b"".join(app(make_environ(method, path, query, body), start_response))
+        else:
+            def call() -> None:
+                status, _, chunks = app.respond(make_environ(method, path, query, body))
+                statuses.append(str(status))
+                b"".join(chunks)
         return call
 
     cases = {
