@@ -29,9 +29,8 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-import ujson
-
 from brrt_actors.errors import HTTPError
+from brrt_actors.json_writer import write_json
 
 if TYPE_CHECKING:
     from brrt_actors.problem_shapes import ProblemShape
@@ -155,8 +154,7 @@ def problem_body(error: HTTPError, instance: str | None, request_id: str,
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
-    return ujson.dumps(document, ensure_ascii=False, escape_forward_slashes=False,
-                       allow_nan=False).encode()
+    return write_json(document).encode()
 
 
 def _encodable(value: Any, depth: int) -> Any:

@@ -34,13 +34,13 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import gevent
-import ujson
 from gevent.queue import Channel, Empty, Queue, SimpleQueue
 
 from brrt_actors.broadcast import Broadcaster, Subscription
 from brrt_actors.engine.answering import KEEP_STREAMING
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import is_stream
+from brrt_actors.json_writer import write_json
 
 if TYPE_CHECKING:
     from brrt_actors.handler import Request
@@ -115,10 +115,8 @@ class Event:
 
 
 def _json(value: Any) -> str:
-    # NOTE: as brrt_actors.stages.response.dumps (valid JSON, no NaN), kept on one line.
-    text: str = ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False,
-                            allow_nan=False)
-    return text
+    # NOTE: as every answer's JSON (valid, no NaN); ujson writes it on one line.
+    return write_json(value)
 
 
 def encode_event(item: Any) -> bytes:

@@ -19,11 +19,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import ujson
 from fastjsonschema import JsonSchemaValueException
 
 from brrt_actors.errors import HTTPError
 from brrt_actors.handler import Response, is_stream
+from brrt_actors.json_writer import write_json
 from brrt_actors.spec.model import MediaType, Operation, ResponseSpec
 from brrt_actors.sse import EventStreams, is_event_source, is_sse_operation
 from brrt_actors.validation import SchemaValidator, ValidatorCache
@@ -51,9 +51,7 @@ def dumps(value: Any) -> bytes:
         OverflowError: the value holds NaN or an infinity, or nests too deep.
         TypeError: the value holds an object JSON has no form for.
     """
-    # NOTE: allow_nan=False: "Infinity" and "NaN" are not JSON; no client could parse them.
-    return ujson.dumps(value, ensure_ascii=False, escape_forward_slashes=False,
-                       allow_nan=False).encode()
+    return write_json(value).encode()
 
 
 #: What `dumps` (and str.encode) raise for a value that has no valid JSON/UTF-8 form.
