@@ -27,6 +27,7 @@ import itertools
 import math
 import os
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from brrt_actors.errors import HTTPError
@@ -61,13 +62,15 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z").match
 # --- request ids ---------------------------------------------------------------------------
 
 def _new_prefix() -> None:
-    global _prefix, _counter
+    global _prefix, _ids
     _prefix = os.urandom(4).hex()
-    _counter = itertools.count(1)
+    # PERF: the ids are made in C (`%` mapped over the counter), with no Python frame:
+    # request_id_from(None) 0.29 -> 0.22 µs (CPU-time minimum, taskset -c 1).
+    _ids = map(f"{_prefix}-%08x".__mod__, itertools.count(1))
 
 
 _prefix = ""
-_counter = itertools.count(1)
+_ids: Iterator[str] = iter(())
 _new_prefix()
 # NOTE: the module is imported before gunicorn forks its workers; each child draws its own
 # prefix, or every worker would hand out the same ids.
@@ -76,7 +79,7 @@ os.register_at_fork(after_in_child=_new_prefix)
 
 def new_request_id() -> str:
     """Return a new request id, unique within this process: ``"5f1c2a9e-0000002a"``."""
-    return f"{_prefix}-{next(_counter):08x}"
+    return next(_ids)
 
 
 def request_id_from(header_value: str | None) -> str:
@@ -87,7 +90,7 @@ def request_id_from(header_value: str | None) -> str:
     """
     if header_value is not None and _SANE_REQUEST_ID(header_value):
         return header_value
-    return new_request_id()
+    return next(_ids)
 
 
 # --- the document ----------------------------------------------------------------------------

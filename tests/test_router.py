@@ -101,3 +101,25 @@ def test_lookup_finds_every_route_in_large_trees(count: int) -> None:
     for i in range(0, count, max(1, count // 10)):
         match = router.lookup(f"/r{i}/items/5")
         assert match is not None and match.methods["GET"] == i
+
+
+def test_a_failed_branch_leaves_no_parameter_behind() -> None:
+    router: Router[str] = Router()
+    router.add("GET", "/v1/{a}/b/{c}/d", "first")
+    router.add("GET", "/v1/{a}/{e}/{f}/g", "second")
+    match = router.lookup("/v1/1/b/2/g")  # "/b/{c}" is tried first and dead-ends at "g"
+    assert match is not None and match.methods == {"GET": "second"}
+    assert match.raw_params == {"a": "1", "e": "b", "f": "2"}
+    assert router.lookup("/v1/1/b/2/d").raw_params == {"a": "1", "c": "2"}  # type: ignore[union-attr]
+    assert router.lookup("/v1//b/2/d") is None  # an empty segment fills no parameter
+
+
+def test_a_static_route_added_after_a_parameter_still_wins() -> None:
+    router: Router[str] = Router()
+    router.add("GET", "/pets/{id}", "item")
+    assert router.lookup("/pets/mine").methods == {"GET": "item"}  # type: ignore[union-attr]
+    router.add("GET", "/pets/mine", "mine")
+    router.add("GET", "/pets/{id}/toys", "toys")
+    assert router.lookup("/pets/mine").methods == {"GET": "mine"}  # type: ignore[union-attr]
+    assert router.lookup("/pets/mine/toys").raw_params == {"id": "mine"}  # type: ignore[union-attr]
+    assert router.lookup("/pets/") is None

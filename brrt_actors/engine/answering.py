@@ -40,6 +40,7 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _STATUS = wire._STATUS
 _KINDS = wire._KINDS
 _LENGTH, _DATE, _SERVER, _CONNECTION = wire.LENGTH, wire.DATE, wire.SERVER_HEADER, wire.CONNECTION
+_DATED, _DATE_ONLY, _UNDATED = wire.DATED, wire.DATE_ONLY, wire.UNDATED
 _ExcInfo = (tuple[type[BaseException], BaseException, TracebackType]
             | tuple[None, None, None])
 
@@ -78,8 +79,8 @@ class Answering(ConnectionBase):
         # last one says the connection ends.
         keep = req.keep_alive and (not self.server.draining or bool(self._queue))
         given = -1
-        date = wire.date_block
-        parts = []
+        dated = _DATED
+        lines = []
         kinds = _KINDS
         for name, value in self._resp_headers:
             kind = kinds.get(name)
@@ -89,46 +90,49 @@ class Answering(ConnectionBase):
                 if kind == _LENGTH:
                     given = int(value)
                 elif kind == _DATE:
-                    date = wire.no_date
+                    dated = _UNDATED
                 elif kind == _SERVER:
-                    date = wire.date_line if date is wire.date_block else date
+                    if dated == _DATED:
+                        dated = _DATE_ONLY
                 else:
                     # NOTE: hop-by-hop headers are the engine's: it frames the body and
                     # says whether the connection stays open.
                     if kind == _CONNECTION and "close" in value.lower():
                         keep = False
                     continue
-            parts.append(f"{name}: {value}\r\n")
-        block = "".join(parts)
-        # SECURITY: exactly one CR and one LF per header line: no response splitting.
-        if block.count("\n") != len(parts) or block.count("\r") != len(parts):
-            raise ValueError("a response header holds a line break")
+            header = f"{name}: {value}"
+            # SECURITY: no CR nor LF inside a header line: no response splitting.
+            # PERF: two `in` per line (~60 ns) instead of counting both over the block.
+            if "\n" in header or "\r" in header:
+                raise ValueError("a response header holds a line break")
+            lines.append(header)
         self._no_body = no_body = req.head or code in _NO_BODY_STATUS or code < 200
         self._chunked = False
         self._left = given
-        framing = b""
         if no_body:
             body = b""
             if given < 0 and length > 0 and req.head and code >= 200:
-                framing = b"Content-Length: %d\r\n" % length
+                lines.append(f"Content-Length: {length}")
         elif given >= 0:
             if length >= 0 and given != length:
                 keep = False  # NOTE: the app's length is wrong: never reuse this connection
         elif length >= 0:
-            framing = b"Content-Length: %d\r\n" % length
+            lines.append(f"Content-Length: {length}")
         elif req.http10:
             keep = False  # NOTE: no chunked coding in HTTP/1.0: the close ends the body
         else:
             self._chunked = True
-            framing = b"Transfer-Encoding: chunked\r\n"
+            lines.append("Transfer-Encoding: chunked")
         if not req.complete:
             keep = False  # NOTE: the unread rest of the body would be taken for a request
         self._keep = keep
         self._sent = True
-        return b"".join((line, block.encode("latin-1"), framing,
+        if lines:
+            lines.append("")  # NOTE: the last line's CRLF
+        return b"".join((line, "\r\n".join(lines).encode("latin-1"),
                          (b"" if not req.http10 else b"Connection: keep-alive\r\n") if keep
                          else b"Connection: close\r\n",
-                         date(), b"\r\n", body))
+                         wire.date_lines()[dated], b"\r\n", body))
 
     def write(self, data: bytes) -> None:
         """The WSGI ``write`` callable, and the writer of every streamed chunk."""

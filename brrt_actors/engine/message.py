@@ -43,7 +43,17 @@ class Message:
         self.head = head
         self.http10 = http10
         self.complete = False
-        self.expect = False
+        self.error = 0  # an engine answer replacing the app's (400, 408, 413), 0 = none
+        self.detail = ""
+        # PERF: the body's state is set by `open_body`, only for a request that has one
+        # (5 fewer writes per request without a body: ~0.1 us).
+
+    def open_body(self, expect: bool) -> None:
+        """Set up the state of a body to come (the parser calls it before any of it).
+
+        `expect` is True when the client waits for ``100 Continue`` before sending it.
+        """
+        self.expect = expect
         # The unread body: buf[pos:] then chunks (what the parser gave since); buffered
         # counts both.
         self.buf = b""
@@ -51,8 +61,6 @@ class Message:
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.received = 0
-        self.error = 0  # an engine answer replacing the app's (400, 408, 413), 0 = none
-        self.detail = ""
 
     def flatten(self) -> bytes:
         """Return `buf` after moving the chunks into it (the unread part starts at `pos`)."""

@@ -139,7 +139,7 @@ class RequestParsing(ConnectionBase):
         if (length is not None and length != "0") or "HTTP_TRANSFER_ENCODING" in environ:
             environ["wsgi.input"] = Input(self, req)
             expect = environ.get("HTTP_EXPECT")
-            req.expect = (expect is not None and expect.lower() == "100-continue"
+            req.open_body(expect is not None and expect.lower() == "100-continue"
                           and not req.http10)
         else:
             environ["wsgi.input"] = NO_BODY

@@ -14,6 +14,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
+from gevent import get_hub
+
 from brrt_actors.errors import HTTPError, status_title
 from brrt_actors.problem import (
     PROBLEM_CONTENT_TYPE,
@@ -25,12 +27,16 @@ from brrt_actors.problem import (
 
 __all__ = [
     "CONTINUE",
+    "DATED",
+    "DATE_ONLY",
     "LAST_CHUNK",
     "RETRY_AFTER",
+    "UNDATED",
     "CorsHook",
     "cors_hook",
     "date_block",
     "date_line",
+    "date_lines",
     "environ_key",
     "header_kind",
     "no_date",
@@ -91,25 +97,52 @@ def status_line(status: str | int) -> tuple[bytes, int]:
 
 # --- the Date header --------------------------------------------------------------------
 
-_date_second = -1
-_date_block = b""
+#: The header lines an answer ends with, by what the app gave itself (`date_lines`).
+DATED, DATE_ONLY, UNDATED = 0, 1, 2
+# The lines of this second, indexed by DATED, DATE_ONLY, UNDATED; None once it is over.
+_dates: tuple[bytes, bytes, bytes] | None = None
+_expiry: Any = None  # the hub's timer that ends `_dates` at the next second
+
+
+def date_lines() -> tuple[bytes, bytes, bytes]:
+    """Return the ``Server`` and ``Date`` lines, the ``Date`` line alone, and nothing.
+
+    Rebuilt at most once a second, as the first answer of a second asks.
+    """
+    # PERF: no clock read per answer: a timer of the hub ends the lines at the next second
+    # (`time.time` + int ~0.2 us per answer; formatdate ~3 us per rebuild).
+    return _dates or _refresh_dates()
+
+
+def _refresh_dates() -> tuple[bytes, bytes, bytes]:
+    global _dates, _expiry
+    now = time.time()
+    second = int(now)
+    date = b"Date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+    _dates = dates = (b"Server: " + SERVER + b"\r\n" + date, date, b"")
+    if _expiry is None:
+        # NOTE: ref=False: the timer never keeps the hub's loop alive by itself.
+        _expiry = get_hub().loop.timer(second + 1 - now, ref=False)
+        _expiry.start(_end_dates)
+    return dates
+
+
+def _end_dates() -> None:
+    global _dates, _expiry
+    _dates = None
+    if _expiry is not None:
+        _expiry.close()
+        _expiry = None
 
 
 def date_block() -> bytes:
     """Return ``Server`` and ``Date`` header lines, rebuilt at most once a second."""
-    # PERF: formatdate costs ~3 us; once a second instead of once a response.
-    global _date_second, _date_block
-    now = int(time.time())
-    if now != _date_second:
-        _date_block = (b"Server: " + SERVER + b"\r\nDate: "
-                       + formatdate(now, usegmt=True).encode("ascii") + b"\r\n")
-        _date_second = now
-    return _date_block
+    return date_lines()[DATED]
 
 
 def date_line() -> bytes:
     """Return the ``Date`` header line alone (for an app that sets its own ``Server``)."""
-    return date_block()[len(SERVER) + 10:]
+    return date_lines()[DATE_ONLY]
 
 
 def no_date() -> bytes:
