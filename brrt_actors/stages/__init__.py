@@ -135,12 +135,6 @@ class OperationPipeline:
             run = around(run)
         self.run: Run = run
 
-        if len(self.arounds) == 1 and isinstance(self.arounds[0], measure.Measured):
-            # PERF: the usual pipeline (metrics on, no tracing, access log or CORS): one
-            # closure makes the Request, measures and runs the stages (see serve_stages).
-            self.serve = self.arounds[0].serve_stages(operation, self.stages)
-            return
-
         # PERF: closures all the way down: a call of an object's __call__ costs ~60 ns more.
         def serve(environ: dict[str, Any], path: str, raw_path_params: dict[str, str],
                   request_id: str) -> Encoded:
