@@ -23,7 +23,7 @@ Everything here runs in the one thread of the gevent hub; the counters are plain
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -41,12 +41,12 @@ if TYPE_CHECKING:
 
     from brrt_actors.handler import Request
 
-__all__ = ["Actor", "ActorSystem", "Handler", "HandlerTimeout"]
+__all__ = ["KILL_WAIT_S", "Actor", "Handler", "HandlerTimeout"]
 
 logger = logging.getLogger("brrt_actors.actors")
 
 # How long `stop` waits for killed workers to unwind once the grace period is over.
-_KILL_WAIT_S: Final = 0.5
+KILL_WAIT_S: Final = 0.5
 # Stopped deadline timers an actor keeps beyond one per worker, for the asks that queue.
 _SPARE_TIMERS: Final = 16
 
@@ -239,7 +239,7 @@ class Actor:
         if alive:
             logger.warning("actor %s: %d worker(s) still busy after the %.1f s grace period; "
                            "killing them", self.name, len(alive), grace_s)
-            gevent.killall(alive, block=True, timeout=_KILL_WAIT_S)
+            gevent.killall(alive, block=True, timeout=KILL_WAIT_S)
         self._stopped = True
         self._refuse_queued()
         for timer in self._idle_timers:
@@ -445,52 +445,3 @@ class Actor:
             self.completed += 1
             # NOTE: Waiter.switch must run in the hub; the callback wakes the caller there.
             reply(envelope.switch, value)
-
-
-class ActorSystem:
-    """All actors of an app, one per operationId: start, stop and look them up together."""
-
-    def __init__(self, actors: Iterable[Actor] = ()) -> None:
-        self._actors: dict[str, Actor] = {}
-        for actor in actors:
-            self.add(actor)
-
-    def add(self, actor: Actor) -> None:
-        """Add `actor` (named by its operationId).
-
-        Raises:
-            ValueError: an actor of that name is already there.
-        """
-        if actor.name in self._actors:
-            raise ValueError(f"an actor named {actor.name!r} is already in the system")
-        self._actors[actor.name] = actor
-
-    def get(self, operation_id: str) -> Actor:
-        """Return the actor of `operation_id` (KeyError when there is none)."""
-        return self._actors[operation_id]
-
-    def __getitem__(self, operation_id: str) -> Actor:
-        return self._actors[operation_id]
-
-    def __contains__(self, operation_id: object) -> bool:
-        return operation_id in self._actors
-
-    def __iter__(self) -> Iterator[Actor]:
-        return iter(self._actors.values())
-
-    def __len__(self) -> int:
-        return len(self._actors)
-
-    def start(self) -> None:
-        """Start every actor."""
-        for actor in self._actors.values():
-            actor.start()
-
-    def stop(self, grace_s: float) -> None:
-        """Stop every actor at once; returns within about ``grace_s + 0.5`` seconds."""
-        stopping = [gevent.spawn(actor.stop, grace_s) for actor in self._actors.values()]
-        gevent.joinall(stopping, timeout=max(0.0, grace_s) + 2 * _KILL_WAIT_S)
-
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Return every actor's `Actor.stats`, by operationId."""
-        return {name: actor.stats() for name, actor in self._actors.items()}

@@ -14,7 +14,8 @@ from typing import Any
 import gevent
 
 from brrt_actors import validation
-from brrt_actors.actors import ActorSystem, Handler
+from brrt_actors.actor_system import ActorSystem
+from brrt_actors.actors import Handler
 from brrt_actors.builtins import Builtin, build_builtins
 from brrt_actors.config import Settings
 from brrt_actors.errors import HTTPError, status_title

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from brrt_actors.actors import Actor, ActorSystem, Handler
+from brrt_actors.actor_system import ActorSystem
+from brrt_actors.actors import Actor, Handler
 from brrt_actors.app import App
 from brrt_actors.config import (
     ActorPlan,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from brrt_actors.actors import ActorSystem
+from brrt_actors.actor_system import ActorSystem
 from brrt_actors.spec.effective import RUNTIME_STATUSES
 from brrt_actors.validation import ValidatorCache
 

@@ -31,7 +31,8 @@ from gevent._tracer import GreenletTracer  # type: ignore[import-not-found]
 from gevent.hub import get_hub
 from gevent.monkey import get_original
 
-from brrt_actors.actors import Actor, ActorSystem
+from brrt_actors.actor_system import ActorSystem
+from brrt_actors.actors import Actor
 
 if TYPE_CHECKING:
     from gevent.hub import Hub

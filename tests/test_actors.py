@@ -11,7 +11,8 @@ import gevent
 import pytest
 from gevent.monkey import get_original
 
-from brrt_actors.actors import Actor, ActorSystem, HandlerTimeout
+from brrt_actors.actor_system import ActorSystem
+from brrt_actors.actors import Actor, HandlerTimeout
 from brrt_actors.config import ActorSettings
 from brrt_actors.errors import HTTPError
 

@@ -519,7 +519,7 @@ def test_the_registry_is_built_on_first_use(apps: list[object]) -> None:
 # -- multi-process mode ---------------------------------------------------------------------
 
 def test_multiprocess_dir_must_be_set_before_import(tmp_path: Path) -> None:
-    from brrt_actors.actors import ActorSystem
+    from brrt_actors.actor_system import ActorSystem
 
     with pytest.raises(ConfigError, match=r"PROMETHEUS_MULTIPROC_DIR: .*not a folder"):
         build_metrics(ActorSystem(), str(tmp_path / "missing"))

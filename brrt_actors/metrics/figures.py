@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.core import Metric
 
-    from brrt_actors.actors import ActorSystem
+    from brrt_actors.actor_system import ActorSystem
 
 __all__ = ["BUCKETS", "MULTIPROC_ENV", "ConnectionSource", "Metrics", "OperationMetrics",
            "build_metrics"]

@@ -33,7 +33,8 @@ from brrt_actors.metrics.figures import ConnectionSource, Metrics, OperationMetr
 if TYPE_CHECKING:
     from prometheus_client import Counter, Gauge
 
-    from brrt_actors.actors import Actor, ActorSystem
+    from brrt_actors.actor_system import ActorSystem
+    from brrt_actors.actors import Actor
 
 __all__ = ["SYNC_INTERVAL_S", "MultiProcessMetrics"]
 
