@@ -7,9 +7,11 @@ Two engines serve the same WSGI app behind `brrt_actors.entrypoints.server.HTTPS
   timeouts, and answers coalesced into one write.
 - ``pywsgi`` (`PywsgiServer`): gevent.pywsgi, pure-Python parsing; ``BRRTR_HTTP_ENGINE=pywsgi``.
 
-Both are gevent StreamServers spawning from the pool they are given, and both keep a set of
-live connections whose ``idle`` flag tells a stop which ones may be closed at once
-(`Engine.close_idle`, run in the hub, where no connection can be half-way into a request).
+Both are gevent StreamServers spawning from the pool they are given, whose size bounds their
+connections, and both keep a set of live connections whose ``idle`` flag tells a stop which
+ones may be closed at once (`Engine.close_idle`, run in the hub, where no connection can be
+half-way into a request). pywsgi's holds a greenlet per connection; the httptools engine's
+idle connections hold none (they are parked on a read watcher).
 Both raise the soft open files limit to fit the pool at start (`fdlimit`). When the pool is full,
 the httptools engine closes the longest-idle keep-alive connection to make room for a new
 one; pywsgi's makes the new one wait for a free slot.
@@ -59,6 +61,8 @@ class Engine(Protocol):
         """Accept one connection waiting in the listen backlog: its (socket, address), or None."""
     def do_handle(self, *accepted: Any) -> None:
         """Serve a connection `do_read` accepted, from the pool."""
+    def has_room(self) -> bool:
+        """Whether another connection fits under the bound."""
     def close(self) -> None:
         """Stop accepting and close the listener."""
     def close_idle(self) -> None:

@@ -1,8 +1,10 @@
 """One client connection of the HTTP/1.1 engine: parse with httptools, run the WSGI app,
 write the answers in order.
 
-The connection greenlet reads, feeds httptools (llhttp) and serves the parsed requests one
-after another; pipelined requests wait in a queue. The parser's callbacks fill the environ
+A greenlet of the server's reads, feeds httptools (llhttp) and serves the parsed requests
+one after another; pipelined requests wait in a queue. Waiting for the next request, the
+connection gives its greenlet back (`Connection.serve` returns True) and the server parks it
+on a read watcher until bytes come (`brrt_actors.engine.httptools_server`). The parser's callbacks fill the environ
 as the head comes (a copy of the connection's base environ per request). A request body is
 not read ahead: the app's ``wsgi.input`` pulls it from the socket (and sends
 ``100 Continue`` first when asked to).
@@ -71,10 +73,20 @@ class Connection(RequestParsing, Answering):
 
     # --- the loop -----------------------------------------------------------------------
 
-    def serve(self) -> None:
-        """Serve requests until the connection ends; never raises for a client's fault."""
+    def serve(self) -> bool:
+        """Serve requests until the connection waits for its next one, or ends.
+
+        Returns:
+            True when it waits for its next request with nothing read of it (idle): the
+            server parks it on a read watcher, without a greenlet, and calls `serve` again
+            when bytes come. False when it is over: the server closes it.
+
+        Never raises for a client's fault; `GreenletExit` (the stop's grace period is over)
+        goes through, after the 503 to a request in flight.
+        """
         try:
-            self._serve()
+            if self._serve():
+                return True
         except OSError:
             pass  # NOTE: the client reset, left, or stalled on a write: nothing left to say
         except GreenletExit:  # the server is stopping and the grace period is over
@@ -86,30 +98,37 @@ class Connection(RequestParsing, Answering):
                     self.sock.sendall(wire.request_problem(
                         503, "the server stopped before the answer was ready",
                         self._req.environ, self._app_request_id(), wire.RETRY_AFTER))
+            self.release()
+            raise
         except Exception:
             _log.exception("the HTTP engine failed on a connection")
-        finally:
-            # NOTE: the parser holds our callbacks: break the cycle, free the memory now.
-            self._parser = None
-            self._queue.clear()
+        self.release()
+        return False
 
-    def _serve(self) -> None:
+    def release(self) -> None:
+        """Drop what the connection holds once it is over (the parser holds our callbacks)."""
+        self._parser = None
+        self._queue.clear()
+
+    def _serve(self) -> bool:
         queue = self._queue
         server = self.server
-        recv = self.sock.recv
+        sock = self.sock
+        recv = sock.recv
+        # NOTE: the real, non-blocking socket under gevent's: a read that would block raises
+        # BlockingIOError instead of waiting. The idle read is tried at once (under load the
+        # next request is usually there already: one recv, no wait); when nothing is there,
+        # the connection parks (True) instead of keeping a greenlet blocked.
+        try_recv = sock._sock.recv  # type: ignore[attr-defined]
         keepalive_s = server.keepalive_timeout_s
         monotonic = time.monotonic
-        # NOTE: in this (insertion-ordered) dict exactly while blocked waiting for the next
-        # request, longest-waiting first: the server closes the first one to make room when
-        # its pool is full. PERF: an insert and a delete per wait (~35 ns more than setting
-        # and clearing a flag).
-        idle = server.idle_connections
         # SECURITY: counted from the last answer, not from the last packet: bytes that start
         # no request (empty lines) do not keep an idle connection open.
-        idle_until = 0.0
+        idle_until = self._idle_until
         # NOTE: a connection the stop took from the listen backlog (`HTTPServer.stop`) waits
         # for its first request (briefly): the kernel accepted it, its client may send.
-        first_wait_s = _DRAIN_FIRST_REQUEST_S if server.draining else 0.0
+        first_wait_s = _DRAIN_FIRST_REQUEST_S if server.draining and self._fresh else 0.0
+        self._fresh = False
         while True:
             while queue:
                 idle_until = 0.0
@@ -117,20 +136,22 @@ class Connection(RequestParsing, Answering):
                 if not self._respond(req):
                     if req.error or not req.complete or queue or self._in_message:
                         self._linger()  # NOTE: bytes we did not read may still come
-                    return None
+                    return False
                 del req  # NOTE: an idle connection keeps no request (environ, body) alive
             if self._failed is not None:
                 self._send(self._failed[1])
                 # NOTE: a client too slow with its head gets no more of our time than this.
-                return self._linger(0.2 if self._failed[0] == 408 else 1.0)
+                self._linger(0.2 if self._failed[0] == 408 else 1.0)
+                return False
             if self._eof:
-                return None
+                return False
             if server.draining and not self._in_head:
                 # NOTE: stopping, nothing begun: what the client already sent is served
                 # (the answer ends the connection), else the connection closes cleanly.
                 data = self._sent_already(first_wait_s)
                 if not data:
-                    return self._linger(_DRAIN_LINGER_S)
+                    self._linger(_DRAIN_LINGER_S)
+                    return False
                 first_wait_s = 0.0
                 self._feed(data)
                 continue
@@ -139,25 +160,25 @@ class Connection(RequestParsing, Answering):
                     self._fail(408, "the request head did not arrive in time")
                     continue
                 self.deadline = self._head_deadline
+                try:
+                    data = recv(RECV_SIZE)
+                except Expired:
+                    self._fail(408, "the request head did not arrive in time")
+                    continue
+                finally:
+                    self.deadline = 0.0
             else:
                 if not idle_until:
                     idle_until = monotonic() + keepalive_s
-                self.deadline = idle_until
-                idle[self] = None
-            try:
-                data = recv(RECV_SIZE)
-            except Expired:
-                if not self._in_head:
-                    if server.draining:
-                        continue  # NOTE: the stop closes it (`HttptoolsServer.close_idle`)
-                    return None  # idle for keepalive_timeout_s, or evicted: close quietly
-                self._fail(408, "the request head did not arrive in time")
-                continue
-            finally:
-                self.deadline = 0.0
-                idle.pop(self, None)
+                try:
+                    data = try_recv(RECV_SIZE)
+                except BlockingIOError:
+                    # NOTE: the server closes it at `idle_until` (keepalive_timeout_s), or
+                    # to make room for a new connection, or when it stops.
+                    self._idle_until = idle_until
+                    return True
             if not data:
-                return None
+                return False
             self._feed(data)
 
     def _sent_already(self, wait_s: float) -> bytes:

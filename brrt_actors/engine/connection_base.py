@@ -45,8 +45,8 @@ class ConnectionServer(Protocol):
     direct: DirectApp | None
     #: The environ keys every request shares; each connection copies it once.
     base_environ: dict[str, Any]
-    #: The connections waiting for their next request, longest-waiting first: each
-    #: connection adds and removes itself (keys: `Connection`, whose module imports this).
+    #: The connections waiting for their next request (parked), longest-waiting first
+    #: (keys: `Connection`, whose module imports this).
     idle_connections: dict[Any, None]
     #: Set while stopping: answers say ``Connection: close``.
     draining: bool
@@ -95,15 +95,20 @@ class ConnectionBase:
 
     __slots__ = (
         "_base", "_base_len", "_chunked", "_current", "_environ", "_eof", "_extra", "_failed",
-        "_feeding", "_head_deadline", "_in_head", "_in_message", "_keep", "_left", "_msg_fed",
-        "_no_body", "_parser", "_queue", "_reject", "_req", "_resp_headers", "_sent", "_status",
-        "_url", "deadline", "greenlet", "server", "sock",
+        "_feeding", "_fresh", "_head_deadline", "_idle_until", "_in_head", "_in_message", "_keep",
+        "_left", "_msg_fed", "_no_body", "_parser", "_queue", "_reject", "_req", "_resp_headers",
+        "_sent", "_status", "_url", "deadline", "greenlet", "server", "sock", "watcher",
     )
 
     def __init__(self, server: ConnectionServer, sock: Socket, address: Any) -> None:
         self.server = server
         self.sock = sock
+        #: The greenlet serving it; None while it is parked (idle, waiting for a request).
         self.greenlet: Any = None
+        #: The read watcher that wakes it while parked (made by the server at its first park).
+        self.watcher: Any = None
+        self._fresh = True  # NOTE: not served yet (see `Connection._serve`)
+        self._idle_until = 0.0  # NOTE: when it idles out, kept while it is parked
         base = server.base_environ.copy()
         if isinstance(address, tuple):
             base["REMOTE_ADDR"] = str(address[0])
@@ -113,8 +118,9 @@ class ConnectionBase:
             base["REMOTE_PORT"] = ""
         self._base = base
         self._base_len = len(base)
-        #: While blocked on the socket: when the wait ends (monotonic), else 0. The server's
-        #: reaper throws `Expired` into the greenlet past it (see `expire`).
+        #: While blocked on the socket, or parked: when the wait ends (monotonic), else 0.
+        #: Past it, the server's reaper throws `Expired` into the greenlet (see `expire`), or
+        #: closes the parked connection.
         self.deadline = 0.0
         self._parser: Any = httptools.HttpRequestParser(self)
         # PERF: a list, not a deque: an empty deque holds a 64-slot block (~0.8 KB per idle
@@ -147,8 +153,8 @@ class ConnectionBase:
     def expire(self) -> None:
         """Raise `Expired` in the greenlet, blocked on the socket past its `deadline`.
 
-        Called from the hub, as gevent's own Timeout does: by the server's reaper, and by
-        the server's eviction of an idle connection (which then ends within this call).
+        Called from the hub by the server's reaper, as gevent's own Timeout would be (a
+        parked connection has no greenlet: the server closes it instead).
         """
         self.deadline = 0.0
         self.greenlet.throw(Expired("no progress within the time allowed"))

@@ -1,11 +1,17 @@
 """The default HTTP/1.1 engine: gevent's StreamServer, httptools' C parser (llhttp).
 
-A greenlet per connection from the bounded pool; each runs a `Connection`. See
-`brrt_actors.engine.connection` for what a connection does and answers by itself.
+Connections are bounded by the pool's size; a greenlet of the pool serves a `Connection`
+while it has something to do (see `brrt_actors.engine.connection` for what a connection does
+and answers by itself). A connection waiting for its next request is *parked*: a read
+watcher, no greenlet. Its greenlet waits as a spare (`MAX_SPARE_WORKERS` at most) for the
+next connection with bytes to read. Under load the next request is usually there when the
+answer is sent, and the same greenlet goes on; an idle connection costs its socket, parser
+and state (~4 KB), not a greenlet's stacks (~8.5 KB more).
 
 Timeouts are enforced by one reaper per server instead of a socket timeout per read: a
 connection blocked on its socket notes its ``deadline``; a periodic timer (a fraction of
-the shortest timeout) throws `Expired` into the connections past theirs. A per-read gevent
+the shortest timeout) throws `Expired` into the connections past theirs, and closes the
+parked ones past their keep-alive timeout. A per-read gevent
 Timeout costs a timer start and stop per request (~25% of the engine's CPU on a trivial
 app); the reaper costs a scan of the connections per tick.
 
@@ -49,6 +55,9 @@ MAX_TARGET_BYTES = 8192
 MAX_HEADER_COUNT = 100
 #: Largest request head: target plus header names and values (431 above it).
 MAX_HEADER_BYTES = 65536
+#: Most greenlets kept, between two connections to serve, for the next one (~8.5 KB each):
+#: above it, a greenlet whose connection went idle ends.
+MAX_SPARE_WORKERS = 256
 _BACKLOG = 1024
 # NOTE: timeouts fire up to one tick late; the tick is a quarter of the shortest timeout,
 # within these bounds.
@@ -62,8 +71,9 @@ class HttptoolsServer(StreamServer):
     Args:
         listener: a bound, listening socket, or a (host, port) to bind at `start`.
         application: the WSGI application.
-        pool: the bounded pool connection greenlets are spawned from; when it is full, a
-            new connection closes the longest-idle keep-alive one to make room.
+        pool: the bounded pool the serving greenlets are spawned from; its size bounds the
+            connections: at the bound, a new connection closes the longest-idle keep-alive
+            one to make room.
         keepalive_timeout_s: an idle keep-alive connection is closed after this.
         header_timeout_s: a request head must be complete this long after its first byte.
         stall_timeout_s: longest wait for the next piece of a body, or for the client to
@@ -71,6 +81,7 @@ class HttptoolsServer(StreamServer):
         max_body_bytes: larger request bodies get 413 (a Content-Length above it is
             refused before reading).
         server_name: SERVER_NAME of the environ.
+        max_spare_workers: most greenlets kept waiting for the next connection to serve.
     """
 
     def __init__(self, listener: socket.socket | tuple[str, int], application: WSGIApplication,
@@ -78,7 +89,8 @@ class HttptoolsServer(StreamServer):
                  stall_timeout_s: float, max_body_bytes: int, server_name: str,
                  max_target_bytes: int = MAX_TARGET_BYTES,
                  max_header_count: int = MAX_HEADER_COUNT,
-                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+                 max_header_bytes: int = MAX_HEADER_BYTES,
+                 max_spare_workers: int = MAX_SPARE_WORKERS) -> None:
         backlog = None if isinstance(listener, socket.socket) else _BACKLOG
         super().__init__(listener, spawn=pool, backlog=backlog)
         # NOTE: gevent's set_spawn shadows `full` with pool.full on the instance; ours decides.
@@ -99,9 +111,12 @@ class HttptoolsServer(StreamServer):
         #: Set by the owner when stopping: answers say ``Connection: close``.
         self.draining = False
         self.connections: set[Connection] = set()
-        #: The connections waiting for their next request, longest-waiting first (each
-        #: connection adds and removes itself; the values are unused).
+        #: The connections waiting for their next request (parked: a read watcher, no
+        #: greenlet), longest-waiting first (the values are unused).
         self.idle_connections: dict[Connection, None] = {}
+        #: Most greenlets kept waiting for the next connection with something to read.
+        self.max_spare_workers = max_spare_workers
+        self._spare_workers: list[Any] = []
         #: Idle connections closed so far to make room in the full pool for a new one.
         self.evicted_idle = 0
         self.base_environ: dict[str, Any] = {}
@@ -135,48 +150,54 @@ class HttptoolsServer(StreamServer):
             self._reaper.start(self._reap)
 
     def _reap(self) -> None:
-        # NOTE: runs in the hub. A connection whose deadline is set is blocked on its socket
-        # (it sets the deadline right before the wait and clears it right after), so the
-        # throw lands in that wait, as a gevent Timeout's would.
+        # NOTE: runs in the hub. A connection whose deadline is set is either parked (idle:
+        # closed here) or blocked on its socket (it sets the deadline right before the wait
+        # and clears it right after), so the throw lands in that wait, as a gevent Timeout's
+        # would.
         now = time.monotonic()
+        idle = self.idle_connections
         for conn in [conn for conn in self.connections if 0.0 < conn.deadline <= now]:
-            if 0.0 < conn.deadline <= now:  # NOTE: an earlier throw may have changed it
+            if conn in idle:
+                self._unpark(conn)
+                self._close(conn)  # idle for keepalive_timeout_s: closed quietly
+            elif 0.0 < conn.deadline <= now:  # NOTE: an earlier throw may have changed it
                 conn.expire()
         if self.closed and not self.connections:
             self._reaper.stop()
             self._reaper.close()
             self._reaper = None
-        elif self.idle_connections and self.started and self._pool.full():
+        elif idle and self.started and not self.has_room():
             # NOTE: accepting paused when the pool was full with nothing idle; a client may
             # be waiting in the backlog. No-op while accepting already.
             self.start_accepting()
 
-    def full(self) -> bool:
-        """Whether accepting must pause: the pool is full and no connection is idle.
+    def has_room(self) -> bool:
+        """Whether another connection fits under the bound (`max_connections`)."""
+        size = self._pool.size
+        return size is None or len(self.connections) < size
 
-        gevent asks before each accept; a full pool with an idle connection says no, and
+    def full(self) -> bool:
+        """Whether accepting must pause: no room, and no connection is idle.
+
+        gevent asks before each accept; with an idle connection the answer is no, and
         `do_read` makes room once a connection is accepted (none is when nobody waits).
         """
-        return self._pool.full() and not self.idle_connections
+        return not self.has_room() and not self.idle_connections
 
     def do_read(self) -> tuple[Socket, Any]:
-        """Accept a connection; when the pool is full, close the longest-idle one for it."""
+        """Accept a connection; when there is no room, close the longest-idle one for it."""
         accepted = super().do_read()
-        if accepted is not None and self._pool.full() and self.idle_connections:
+        if accepted is not None and self.idle_connections and not self.has_room():
             self._evict()
         return accepted
 
     def _evict(self) -> None:
-        # NOTE: runs in the hub (in gevent's accept callback). The connection is blocked in
-        # its idle read, so Expired ends it within this call (as the idle timeout does); its
-        # slot is freed here, not on the next turn of the loop, because the new connection
-        # is spawned right after. Were it somehow still running, it is on its way out: the
-        # pool stops counting it either way.
+        # NOTE: runs in the hub (in gevent's accept callback), or in the stopping greenlet
+        # (`HTTPServer.stop` takes the backlog): an idle connection is parked, so it has no
+        # greenlet to stop; its slot is free when this returns.
         conn = next(iter(self.idle_connections))
-        greenlet = conn.greenlet
-        conn.expire()
-        self.idle_connections.pop(conn, None)
-        self._pool.discard(greenlet)
+        self._unpark(conn)
+        self._close(conn)
         self.evicted_idle += 1
         _log.debug("the pool is full: closed the longest-idle connection to make room for a "
                    "new one (%d so far)", self.evicted_idle)
@@ -184,53 +205,126 @@ class HttptoolsServer(StreamServer):
     def close_idle(self) -> None:
         """Close the connections waiting for their next request, as a stop does.
 
-        Call it in the hub (``loop.run_callback``), with `draining` set: a connection is idle
-        only while blocked in its wait for the next request, so none is taken in the middle
-        of one, and one that got a request meanwhile answers it (``Connection: close``).
-        Each sends its FIN and drops what the client sent before seeing it (no reset).
+        Call it in the hub (``loop.run_callback``), with `draining` set: an idle connection is
+        parked, so none is taken in the middle of a request. Each is handed to a greenlet
+        that answers what the client sent meanwhile (``Connection: close``) or sends its FIN
+        and drops what the client sent before seeing it (no reset). The spare greenlets end.
         """
         for conn in list(self.idle_connections):
-            conn.expire()  # NOTE: synchronous: it leaves `idle_connections` within the call
+            self._unpark(conn)
+            self._dispatch(conn)
+        spare = self._spare_workers
+        while spare:
+            spare.pop().switch(None)  # NOTE: it ends within this call
 
     def connection_stats(self) -> dict[str, int]:
         """Return the connection figures, read on demand (for /metrics).
 
         Returns:
-            ``open``: connections being served (the pool's slots in use); ``idle``: of those,
-            waiting for their next request; ``limit``: the pool's bound (0: unbounded);
+            ``open``: connections being served (busy or idle); ``idle``: of those, waiting
+            for their next request; ``limit``: the bound (the pool's size; 0: unbounded);
             ``evicted``: idle connections closed so far to make room for a new one.
         """
-        pool = self._pool
-        return {"open": len(pool), "idle": len(self.idle_connections),
-                "limit": pool.size or 0, "evicted": self.evicted_idle}
+        return {"open": len(self.connections), "idle": len(self.idle_connections),
+                "limit": self._pool.size or 0, "evicted": self.evicted_idle}
+
+    # --- connections and the greenlets serving them -----------------------------------------
 
     def do_handle(self, *accepted: Any) -> None:
-        """Serve a connection `do_read` accepted, in a greenlet of the pool."""
-        # PERF: gevent's own do_handle runs ``handle(*args)`` inside a helper: a second eval
-        # loop on the C stack, which each idle connection's greenlet keeps a saved copy of
-        # (~370 bytes each; benchmarks/idle_connections.py).
-        try:
-            self._pool.spawn(self._serve_and_close, *accepted)
-        except BaseException:
-            self.do_close(*accepted)
-            raise
-
-    def _serve_and_close(self, sock: Socket, address: Any) -> None:
-        try:
-            self.handle(sock, address)
-        finally:
-            self.do_close(sock, address)
+        """Serve a connection `do_read` accepted (gevent's own spawns a greenlet for it)."""
+        self.handle(*accepted)
 
     def handle(self, sock: Socket, address: Any) -> None:
-        """Serve one accepted connection (runs in its own greenlet)."""
-        # PERF: without TCP_NODELAY, Nagle holds a small answer back until the client's
-        # delayed ACK (~40 ms) on every keep-alive request after the first.
-        with contextlib.suppress(OSError):  # NOTE: a peer that already reset; reads will fail
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(self, sock, address)
-        conn.greenlet = gevent.getcurrent()
-        self.connections.add(conn)
+        """Take an accepted connection: count it, hand it to a greenlet."""
         try:
-            conn.serve()
+            # PERF: without TCP_NODELAY, Nagle holds a small answer back until the client's
+            # delayed ACK (~40 ms) on every keep-alive request after the first.
+            with contextlib.suppress(OSError):  # NOTE: a peer that already reset
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, sock, address)
+        except BaseException:
+            self.do_close(sock, address)
+            raise
+        self.connections.add(conn)
+        self._dispatch(conn)
+
+    def _dispatch(self, conn: Connection) -> None:
+        """Have a greenlet serve `conn`: a spare one, else a new one from the pool.
+
+        NOTE: the pool never blocks here: a new greenlet is spawned only when every one is
+        serving a connection, so fewer than the connections (which are within the bound).
+        """
+        hub = get_hub()
+        if gevent.getcurrent() is not hub:
+            # NOTE: a spare greenlet is switched to from the hub only (it waits in the hub).
+            hub.loop.run_callback(self._dispatch, conn)
+        elif self._spare_workers:
+            self._spare_workers.pop().switch(conn)
+        else:
+            self._pool.spawn(self._work, conn)
+
+    def _work(self, conn: Connection | None) -> None:
+        """Serve connections, one after another, until none is handed over (a pool greenlet).
+
+        A connection that waits for its next request is parked and the greenlet becomes a
+        spare, waiting in the hub for the next connection with something to read: a greenlet
+        (~8.5 KB of stacks) is held by a connection only while it is served, not while it
+        idles (`benchmarks/idle_connections.py`).
+        """
+        me: Any = gevent.getcurrent()
+        spare = self._spare_workers
+        try:
+            while conn is not None:
+                conn.greenlet = me
+                parked = False
+                try:
+                    parked = conn.serve()
+                finally:
+                    conn.greenlet = None
+                    if parked:
+                        self._park(conn)
+                    else:
+                        self._close(conn)
+                if self.draining or len(spare) >= self.max_spare_workers:
+                    return
+                spare.append(me)
+                conn = get_hub().switch()
         finally:
-            self.connections.discard(conn)
+            if me in spare:  # NOTE: killed while spare
+                spare.remove(me)
+            # NOTE: its slot is free before the next connection is handed out (the pool's
+            # own discard would come a turn of the loop later).
+            self._pool.discard(me)
+
+    def _park(self, conn: Connection) -> None:
+        """Keep the idle `conn` without a greenlet: a read watcher wakes it."""
+        conn.deadline = conn._idle_until
+        self.idle_connections[conn] = None
+        watcher = conn.watcher
+        if watcher is None:
+            watcher = conn.watcher = get_hub().loop.io(conn.sock.fileno(), 1)
+        watcher.start(self._wake, conn)
+
+    def _unpark(self, conn: Connection) -> None:
+        conn.watcher.stop()
+        del self.idle_connections[conn]
+        conn.deadline = 0.0
+
+    def _wake(self, conn: Connection) -> None:
+        # NOTE: runs in the hub: bytes came for a parked connection.
+        self._unpark(conn)
+        self._dispatch(conn)
+
+    def _close(self, conn: Connection) -> None:
+        """Close a connection that is over (served to its end, idled out, or evicted)."""
+        self.connections.discard(conn)
+        conn.release()
+        if conn.watcher is not None:
+            conn.watcher.close()
+            conn.watcher = None
+        self.do_close(conn.sock, None)  # NOTE: gevent's closes the socket, nothing more
+        if self.started:
+            # NOTE: accepting paused when there was no room; gevent resumes it only when the
+            # pool frees a greenlet, and this one may go on serving others. No-op when
+            # accepting already.
+            self.start_accepting()

@@ -251,6 +251,10 @@ class PywsgiServer(WSGIServer):
             ensure_fd_limit(self._pool.size)
         super().start()
 
+    def has_room(self) -> bool:
+        """Whether another connection fits in the pool."""
+        return not self._pool.full()
+
     def close_idle(self) -> None:
         """Close the connections waiting for a request line, as a stop does.
 

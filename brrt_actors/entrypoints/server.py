@@ -229,7 +229,7 @@ class HTTPServer:
     @property
     def open_connections(self) -> int:
         """Connections being served right now (busy or idle keep-alive)."""
-        return len(self._pool)
+        return self._engine.connection_stats()["open"]
 
     def connection_stats(self) -> dict[str, int]:
         """Return the connection figures /metrics shows, read now (nothing is kept per request).
@@ -275,7 +275,9 @@ class HTTPServer:
         self._close_listener()  # from here on connecting is refused
         # NOTE: in the hub, where a connection seen idle is still blocked in its wait for
         # the next request; from here, one that got a request first would be cut in it.
-        get_hub().loop.run_callback(engine.close_idle)
+        closed_idle = Event()
+        get_hub().loop.run_callback(self._close_idle, closed_idle)
+        closed_idle.wait()  # NOTE: an idle connection may hold no greenlet the join would see
         if not self._pool.join(timeout=grace):
             _log.warning("%d connection(s) still busy after the %.1fs grace period; "
                          "killing them", len(self._pool), grace)
@@ -288,13 +290,19 @@ class HTTPServer:
         _log.info("stopped")
         self._stopped.set()
 
+    def _close_idle(self, done: Event) -> None:
+        try:
+            self._engine.close_idle()
+        finally:
+            done.set()
+
     def _close_listener(self) -> None:
         # NOTE: the connections the kernel accepted and the engine did not yet would be reset
         # when the listener closes (under gunicorn, by the last worker to close it), the
         # request a client sent in one lost: they are taken first, as the stop's own (what
         # they sent is answered, or they are closed cleanly). Bounded by the pool.
         engine = self._engine
-        while not self._pool.full():
+        while engine.has_room():
             try:
                 accepted = engine.do_read()
             except OSError:
