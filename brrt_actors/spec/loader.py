@@ -22,13 +22,13 @@ from brrt_actors.spec.model import (
     RequestBody,
     ResponseSpec,
     SecurityRequirements,
-    SecurityScheme,
     Spec,
 )
 from brrt_actors.spec.problems import Problems
 from brrt_actors.spec.reader import load_spec_document
 from brrt_actors.spec.refs import Documents, Location, child, escape
 from brrt_actors.spec.schema import REQUEST, RESPONSE, SchemaTranslator
+from brrt_actors.spec.security_schemes import read_security_requirements, read_security_schemes
 
 if TYPE_CHECKING:
     from brrt_actors.validation import ValidatorCache
@@ -41,7 +41,6 @@ STYLES: dict[str, tuple[str, ...]] = {
     "cookie": ("form",),
 }
 _DEFAULT_STYLE = {"path": "simple", "query": "form", "header": "simple", "cookie": "form"}
-_SCHEME_TYPES = ("apiKey", "http", "oauth2", "openIdConnect", "mutualTLS")
 _VERSION = re.compile(r"3\.([01])\.\d+(?:[-+].*)?\Z")
 _STATUS = re.compile(r"(?:[1-5][0-9][0-9]|[1-5]XX|default)\Z")
 _TEMPLATE_NAME = re.compile(r"\{([^{}]*)\}")
@@ -128,7 +127,7 @@ class _Builder:
             base_path=self.base_path,
             document=self.document,
         )
-        spec.security_schemes = self.security_schemes()
+        spec.security_schemes, self.scheme_names = read_security_schemes(self, self.document)
         security = self.security(self.document.get("security", []), child(root, "security"))
         spec.operations = self.operations(security)
         if compile_validators:
@@ -136,6 +135,9 @@ class _Builder:
         self.problems.raise_if_any()
         spec.warnings = self.problems.warnings
         return spec
+
+    def security(self, value: Any, loc: Location) -> SecurityRequirements:
+        return read_security_requirements(self, value, loc, self.scheme_names)
 
     def servers_path(self, servers: Any, loc: Location) -> str:
         """Return the path of the first server's URL ("" for none or "/")."""
@@ -163,71 +165,6 @@ class _Builder:
         path = urlsplit(url).path if "://" in url or url.startswith("//") else url
         path = posixpath.normpath("/" + path.lstrip("/"))
         return "" if path == "/" else path
-
-    def security_schemes(self) -> dict[str, SecurityScheme]:
-        components = self.document.get("components") or {}
-        loc = child(self.docs.root, "components", "securitySchemes")
-        raw = components.get("securitySchemes") if isinstance(components, dict) else None
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.error(loc, "must be a mapping of scheme names to security schemes")
-            return {}
-        self.scheme_names = set(raw)
-        schemes: dict[str, SecurityScheme] = {}
-        for name, value in raw.items():
-            found = self.resolved(value, child(loc, name))
-            if found is not None:
-                scheme = self.security_scheme(name, *found)
-                if scheme is not None:
-                    schemes[name] = scheme
-        return schemes
-
-    def security_scheme(self, name: str, node: dict[str, Any],
-                        loc: Location) -> SecurityScheme | None:
-        kind = node.get("type")
-        if kind not in _SCHEME_TYPES:
-            self.error(child(loc, "type"), f"type must be one of {', '.join(_SCHEME_TYPES)}")
-            return None
-        scheme = SecurityScheme(name=name, type=kind, pointer=self.where(loc), raw=node)
-        if kind == "apiKey":
-            scheme.location = node.get("in")
-            scheme.parameter_name = node.get("name")
-            if scheme.location not in ("header", "query", "cookie"):
-                self.error(child(loc, "in"), "must be header, query or cookie")
-            if not isinstance(scheme.parameter_name, str) or not scheme.parameter_name:
-                self.error(child(loc, "name"), "must name the header, query parameter or cookie")
-        elif kind == "http":
-            http = node.get("scheme")
-            if not isinstance(http, str) or not http:
-                self.error(child(loc, "scheme"), "must name the HTTP scheme (bearer, basic ...)")
-            else:
-                scheme.scheme = http.lower()
-            bearer_format = node.get("bearerFormat")
-            scheme.bearer_format = bearer_format if isinstance(bearer_format, str) else None
-        return scheme
-
-    def security(self, value: Any, loc: Location) -> SecurityRequirements:
-        if not isinstance(value, list):
-            self.error(loc, "must be a list of security requirements ([] for public)")
-            return []
-        requirements: SecurityRequirements = []
-        for index, requirement in enumerate(value):
-            at = child(loc, index)
-            if not isinstance(requirement, dict):
-                self.error(at, "must be a mapping of scheme names to scope lists")
-                continue
-            for name, scopes in requirement.items():
-                if name not in self.scheme_names:
-                    known = ", ".join(sorted(self.scheme_names)) or "none"
-                    self.error(child(at, name), f"security scheme '{name}' is not defined in "
-                                                "components.securitySchemes; define it or fix "
-                                                f"the name (defined: {known})")
-                if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-                    self.error(child(at, name), "must be a list of scope names ([] for none)")
-            requirements.append({name: list(scopes) if isinstance(scopes, list) else []
-                                 for name, scopes in requirement.items()})
-        return requirements
 
     # -- operations -------------------------------------------------------------------------
 
