@@ -41,6 +41,7 @@ _STATUS = wire._STATUS
 _KINDS = wire._KINDS
 _LENGTH, _DATE, _SERVER, _CONNECTION = wire.LENGTH, wire.DATE, wire.SERVER_HEADER, wire.CONNECTION
 _DATED, _DATE_ONLY, _UNDATED = wire.DATED, wire.DATE_ONLY, wire.UNDATED
+_KEPT, _KEPT_HTTP10, _CLOSED = wire.KEPT, wire.KEPT_HTTP10, wire.CLOSED
 _ExcInfo = (tuple[type[BaseException], BaseException, TracebackType]
             | tuple[None, None, None])
 
@@ -129,10 +130,9 @@ class Answering(ConnectionBase):
         self._sent = True
         if lines:
             lines.append("")  # NOTE: the last line's CRLF
+        said = (_KEPT_HTTP10 if req.http10 else _KEPT) if keep else _CLOSED
         return b"".join((line, "\r\n".join(lines).encode("latin-1"),
-                         (b"" if not req.http10 else b"Connection: keep-alive\r\n") if keep
-                         else b"Connection: close\r\n",
-                         wire.date_lines()[dated], b"\r\n", body))
+                         wire.head_ends()[said + dated], body))
 
     def write(self, data: bytes) -> None:
         """The WSGI ``write`` callable, and the writer of every streamed chunk."""

@@ -4,10 +4,10 @@ write the answers in order.
 A greenlet of the server's reads, feeds httptools (llhttp) and serves the parsed requests
 one after another; pipelined requests wait in a queue. Waiting for the next request, the
 connection gives its greenlet back (`Connection.serve` returns True) and the server parks it
-on a read watcher until bytes come (`brrt_actors.engine.httptools_server`). The parser's callbacks fill the environ
-as the head comes (a copy of the connection's base environ per request). A request body is
-not read ahead: the app's ``wsgi.input`` pulls it from the socket (and sends
-``100 Continue`` first when asked to).
+on a read watcher until bytes come (`brrt_actors.engine.httptools_server`). The parser's
+callbacks fill the environ as the head comes (a copy of the connection's base environ per
+request). A request body is not read ahead: the app's ``wsgi.input`` pulls it from the
+socket (and sends ``100 Continue`` first when asked to).
 
 Limits answered by the engine itself, with a problem+json body and ``Connection: close``:
 414 (request target), 431 (header count or size), 413 (body), 400 (anything llhttp rejects,

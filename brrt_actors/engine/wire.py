@@ -26,9 +26,12 @@ from brrt_actors.problem import (
 )
 
 __all__ = [
+    "CLOSED",
     "CONTINUE",
     "DATED",
     "DATE_ONLY",
+    "KEPT",
+    "KEPT_HTTP10",
     "LAST_CHUNK",
     "RETRY_AFTER",
     "UNDATED",
@@ -38,6 +41,7 @@ __all__ = [
     "date_line",
     "date_lines",
     "environ_key",
+    "head_ends",
     "header_kind",
     "no_date",
     "path_info",
@@ -99,8 +103,14 @@ def status_line(status: str | int) -> tuple[bytes, int]:
 
 #: The header lines an answer ends with, by what the app gave itself (`date_lines`).
 DATED, DATE_ONLY, UNDATED = 0, 1, 2
+#: What the ``Connection`` line of an answer says (`head_ends`): nothing (HTTP/1.1 keeps
+#: the connection by default), ``keep-alive`` (HTTP/1.0), ``close``.
+KEPT, KEPT_HTTP10, CLOSED = 0, 3, 6
+_CONNECTION_LINES = (b"", b"Connection: keep-alive\r\n", b"Connection: close\r\n")
 # The lines of this second, indexed by DATED, DATE_ONLY, UNDATED; None once it is over.
 _dates: tuple[bytes, bytes, bytes] | None = None
+# The ends of the heads of this second (`head_ends`); None once it is over.
+_ends: tuple[bytes, ...] | None = None
 _expiry: Any = None  # the hub's timer that ends `_dates` at the next second
 
 
@@ -114,12 +124,31 @@ def date_lines() -> tuple[bytes, bytes, bytes]:
     return _dates or _refresh_dates()
 
 
+def head_ends() -> tuple[bytes, ...]:
+    """Return the last lines of an answer's head, indexed by ``KEPT | KEPT_HTTP10 | CLOSED``
+    plus ``DATED | DATE_ONLY | UNDATED``: its ``Connection`` line, `date_lines`, the blank
+    line.
+
+    Rebuilt with `date_lines`, at most once a second.
+    """
+    # PERF: one piece instead of three in the answer's final join.
+    return _ends or _refresh_ends()
+
+
+def _refresh_ends() -> tuple[bytes, ...]:
+    _refresh_dates()
+    assert _ends is not None
+    return _ends
+
+
 def _refresh_dates() -> tuple[bytes, bytes, bytes]:
-    global _dates, _expiry
+    global _dates, _ends, _expiry
     now = time.time()
     second = int(now)
     date = b"Date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
     _dates = dates = (b"Server: " + SERVER + b"\r\n" + date, date, b"")
+    _ends = tuple(connection + dated + b"\r\n"
+                  for connection in _CONNECTION_LINES for dated in dates)
     if _expiry is None:
         # NOTE: ref=False: the timer never keeps the hub's loop alive by itself.
         _expiry = get_hub().loop.timer(second + 1 - now, ref=False)
@@ -128,8 +157,8 @@ def _refresh_dates() -> tuple[bytes, bytes, bytes]:
 
 
 def _end_dates() -> None:
-    global _dates, _expiry
-    _dates = None
+    global _dates, _ends, _expiry
+    _dates = _ends = None
     if _expiry is not None:
         _expiry.close()
         _expiry = None
