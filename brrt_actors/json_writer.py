@@ -11,7 +11,7 @@ from typing import Any
 
 import ujson
 
-__all__ = ["write_json"]
+__all__ = ["write_json", "write_json_bytes"]
 
 
 def _by_keyword(value: Any) -> str:
@@ -51,3 +51,19 @@ def _choose() -> Callable[[Any], str]:
 #: ``write_json(value) -> str``: raises ValueError or TypeError (a value ujson cannot
 #: write), OverflowError (NaN, an infinity, too deep a nesting).
 write_json: Callable[[Any], str] = _choose()
+
+
+def _bytes_by_keyword(value: Any) -> bytes:
+    return _by_keyword(value).encode()
+
+
+def _bytes_by_position(value: Any) -> bytes:
+    # NOTE: `_by_position` written out: the same call, one Python frame fewer per answer.
+    text: str = _dumps(value, False, False, False, False, 0, False)
+    return text.encode()
+
+
+#: ``write_json_bytes(value) -> bytes``: `write_json`'s text in UTF-8; raises what it
+#: raises, and ValueError (UnicodeEncodeError) for a lone surrogate.
+write_json_bytes: Callable[[Any], bytes] = (
+    _bytes_by_position if write_json is _by_position else _bytes_by_keyword)

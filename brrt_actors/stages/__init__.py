@@ -36,6 +36,7 @@ off for the operation.
 
 Some modules here are parts of a stage, not stages: `parameter_styles` (the readers of each
 parameter style), `body_decoders` (JSON, form, multipart, text and raw bodies),
+`exact_checks` (the body and response checks' cheap "valid" for plain schemas),
 `rate_limit_storage` (the app's counters) and `tracing_otel` (OpenTelemetry, imported only
 when export is configured).
 

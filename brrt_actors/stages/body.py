@@ -30,6 +30,7 @@ from brrt_actors.stages.body_decoders import (
     is_binary,
     media_type,
 )
+from brrt_actors.stages.exact_checks import ExactCheck, compile_exact_check
 from brrt_actors.validation import SchemaValidator, ValidatorCache
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ class BodyReader:
         validators: the app's validator cache (a private one by default).
     """
 
-    __slots__ = ("_accepted", "_cache", "_decoders", "_json_checks", "_max", "_max_parts",
-                 "_required", "_validators", "_wildcard_decoders", "_wildcards")
+    __slots__ = ("_accepted", "_cache", "_decoders", "_exact_checks", "_json_checks", "_max",
+                 "_max_parts", "_required", "_validators", "_wildcard_decoders", "_wildcards")
 
     def __init__(self, request_body: RequestBody, max_body_bytes: int, *,
                  max_parts: int = 1000, validators: ValidatorCache | None = None) -> None:
@@ -70,6 +71,8 @@ class BodyReader:
         self._wildcards: dict[str, MediaType] = {}
         # The declared JSON media types (no wildcards): their validator's check, or None.
         self._json_checks: dict[str, Callable[[Any], Any] | None] = {}
+        # Their exact-type predicates (`brrt_actors.stages.exact_checks`), or None.
+        self._exact_checks: dict[str, ExactCheck | None] = {}
         for declared, media in content.items():
             name = media_type(declared)
             if "*" in name:
@@ -80,6 +83,8 @@ class BodyReader:
                 if kind == "json":
                     validator = self._validator(media)
                     self._json_checks[name] = None if validator is None else validator.check
+                    self._exact_checks[name] = (None if validator is None
+                                                else compile_exact_check(validator.schema))
         self._wildcard_decoders: dict[tuple[str, str], Decoder] = {}
         self._cache: dict[str, Decoder] = {}
 
@@ -251,6 +256,7 @@ def _json_stage(reader: BodyReader, full: Stage) -> Stage | None:
     checks = reader._json_checks
     if not checks:
         return None
+    exact_checks = reader._exact_checks
     decoders = reader._decoders
     max_bytes = reader._max
 
@@ -279,8 +285,12 @@ def _json_stage(reader: BodyReader, full: Stage) -> Stage | None:
         check = checks[media]
         try:
             value = loads_json(data)
+            # PERF: the exact-type predicate says "valid" for the usual body in one
+            # expression (a new pet: 1.4 -> 0.55 µs, timeit); "not sure" runs the check.
             if check is not None:
-                check(value)
+                exact = exact_checks[media]
+                if exact is None or not exact(value):
+                    check(value)
         except (InvalidValue, JsonSchemaValueException, RecursionError):
             request.body, problems = decoders[media](data, content_type)
             if problems:
