@@ -3,11 +3,8 @@
 Compares reply-slot designs for `brrt_actors.actors`, each with a deadline on both sides
 (the caller waits with a timeout, the worker runs the handler under a timer), the floor of
 a hop (the caller switches straight into an idle worker greenlet, which switches straight
-back: no hub, no mailbox), then the real `Actor.ask`: its direct hand-off (the caller
-switches into the idle worker, which switches back: what this loop of asks from one
-greenlet gets), and the same actor kept on the way through the hub (mailbox, loop callbacks:
-what an ask gets when other greenlets are due to run first). The handler does nothing, so
-the numbers are the runtime's own cost per hop.
+back: no hub, no mailbox), then the real `Actor.ask`. The handler does nothing, so the
+numbers are the runtime's own cost per hop.
 
     .venv/bin/python benchmarks/actor_hop.py [--hops 20000] [--rounds 9]
 
@@ -273,16 +270,21 @@ def _hub_or_direct_wake(direct: bool) -> tuple[Callable[[Any], Any], Callable[[]
 
 # -- variant 7: the real thing -------------------------------------------------------------
 
-def _actor(deadline_ms: int = int(DEADLINE_S * 1000), direct: bool = True,
-           ) -> tuple[Callable[[Any], Any], Callable[[], None]]:
+def _actor() -> tuple[Callable[[Any], Any], Callable[[], None]]:
     from brrt_actors.actors import Actor
     from brrt_actors.config import ActorSettings
 
-    actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=deadline_ms))
+    actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=int(DEADLINE_S * 1000)))
     actor.start()
-    if not direct:
-        # NOTE: as if a loop callback were always due: every ask goes through the hub.
-        actor._callbacks = (1,)
+    return actor.ask, lambda: actor.stop(1.0)
+
+
+def _actor_no_deadline() -> tuple[Callable[[Any], Any], Callable[[], None]]:
+    from brrt_actors.actors import Actor
+    from brrt_actors.config import ActorSettings
+
+    actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=0))
+    actor.start()
     return actor.ask, lambda: actor.stop(1.0)
 
 
@@ -294,9 +296,7 @@ def _actor_on_gevent_queue() -> tuple[Callable[[Any], Any], Callable[[], None]]:
     actor = Actor("bench", _noop, ActorSettings(workers=1, deadline_ms=int(DEADLINE_S * 1000)))
     actor._mailbox = Queue(1024)  # gevent's Queue fits the Mailbox protocol
     actor._put_nowait = actor._mailbox.put_nowait
-    actor._queued = actor._mailbox.qsize
     actor.start()
-    actor._callbacks = (1,)  # through the hub, as it was
     return actor.ask, lambda: actor.stop(1.0)
 
 
@@ -309,11 +309,9 @@ VARIANTS: dict[str, Callable[[], tuple[Callable[[Any], Any], Callable[[], None]]
     "raw switch + raw timer": _raw_switch_timer,
     "deque, wake through hub": lambda: _hub_or_direct_wake(direct=False),
     "deque, caller wakes worker": lambda: _hub_or_direct_wake(direct=True),
-    "Actor.ask via hub, gevent Q": _actor_on_gevent_queue,
-    "Actor.ask via hub": lambda: _actor(direct=False),
-    "Actor.ask via hub, no dl.": lambda: _actor(deadline_ms=0, direct=False),
-    "Actor.ask direct hand-off": _actor,
-    "Actor.ask direct, no dl.": lambda: _actor(deadline_ms=0),
+    "Actor.ask, gevent Queue": _actor_on_gevent_queue,
+    "Actor.ask (deadline)": _actor,
+    "Actor.ask (no deadline)": _actor_no_deadline,
 }
 
 

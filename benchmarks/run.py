@@ -10,7 +10,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PYPERF_SCRIPTS = ("router.py",)
-PLAIN_SCRIPTS = ("actor_hop.py", "pipeline.py", "auth.py", "metrics.py", "decoding.py")
+PLAIN_SCRIPTS = ("actor_hop.py", "pipeline.py", "engine_inproc.py", "auth.py", "metrics.py",
+                 "decoding.py")
 
 
 def main() -> int:

@@ -1,16 +1,8 @@
 """One actor per operation: a bounded mailbox and named worker greenlets that run the handler.
 
-The connection greenlet calls `Actor.ask`: it puts an envelope (the request, and itself to
-be answered) into the mailbox and waits in the hub until the deadline. A worker greenlet
-takes the envelope, runs the handler and switches the caller back in with the value.
-
-Direct hand-off: when a worker is idle, nothing is queued and no loop callback is due (the
-hub would run that worker next anyway), the caller switches straight into the worker with
-the envelope, and a worker that finds nothing queued when its handler returns switches
-straight back to its caller; it then stays parked in that switch, idle. Everything else
-(a handler that blocks, deadlines, kills, a full mailbox) goes as on the mailbox's way:
-the hub resumes whoever waits. A caller answered directly never waits in the hub, so every
-`DIRECT_HANDOFFS_BEFORE_YIELD` hand-offs it yields one loop iteration to the rest.
+The connection greenlet calls `Actor.ask`: it puts an envelope (the request and its own
+reply slot) into the mailbox and waits on the slot until the deadline. A worker greenlet
+takes the envelope, runs the handler and puts the result into the slot.
 
 - Mailbox full: policy ``shed`` answers 503 at once; ``block`` waits up to
   ``block_timeout_ms`` for room, then answers 503. Both carry ``Retry-After``.
@@ -31,13 +23,13 @@ Everything here runs in the one thread of the gevent hub; the counters are plain
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import gevent
 from gevent import Greenlet, getcurrent
-from gevent.hub import Hub, get_hub
+from gevent.hub import Hub, Waiter, get_hub
 
 from brrt_actors.config import ActorSettings
 from brrt_actors.errors import HTTPError
@@ -57,10 +49,6 @@ logger = logging.getLogger("brrt_actors.actors")
 KILL_WAIT_S: Final = 0.5
 # Stopped deadline timers an actor keeps beyond one per worker, for the asks that queue.
 _SPARE_TIMERS: Final = 16
-# NOTE: a caller whose asks are all answered by direct hand-offs never waits in the hub, so
-# nothing else would run (a pipelining client could keep the loop): every this many direct
-# hand-offs of an actor, its next caller first yields one whole loop iteration (I/O, timers).
-DIRECT_HANDOFFS_BEFORE_YIELD: Final = 32
 
 # Mailbox sentinel: a worker that takes it exits.
 _STOP: Final = object()
@@ -86,34 +74,51 @@ class HandlerTimeout(gevent.Timeout):
         return "the handler's deadline passed; its answer is no longer awaited"
 
 
-class _Envelope:
-    """One request on its way through an actor, with what its reply needs.
+if TYPE_CHECKING:
+    _ReplySlot = Waiter[Any]
+else:  # NOTE: gevent's compiled Waiter cannot be subscripted at run time; its stubs can.
+    _ReplySlot = Waiter
 
-    Built by `Actor._ask_with_deadline` / `_ask_forever`, which set every attribute.
+
+class _Envelope(_ReplySlot):
+    """One request on its way through an actor; the envelope is its own reply slot.
+
+    Built by `Actor._post`, which sets every attribute.
     """
 
-    # PERF: enqueue -> worker -> no-op handler -> reply, CPU us per hop, taskset -c 1, 2-CPU VM,
-    # CPython 3.11, gevent 26.9 (benchmarks/actor_hop.py, the variants interleaved):
-    #   AsyncResult + gevent.Timeout in worker   ~10
-    #   hub Waiter + raw loop timers             ~5.1
-    #   Actor.ask through the hub (issue 12)     ~3.9     (no deadline: ~3.5)
-    #   Actor.ask, direct hand-off               see `Actor._ask_with_deadline`
-    #   raw greenlet switches, no hub (floor)    ~0.7     (+ a raw deadline timer: ~1.2)
-    # The reply slot is the caller greenlet itself: it waits in a plain switch (into the hub,
-    # or into the worker it handed the envelope to), and whoever answers switches back to it.
-    # Slots keep the per-request allocation small; no Python __init__ (~0.2 us, timeit).
-    __slots__ = ("abandoned", "caller", "error", "queued", "request", "worker")
+    # PERF: the reply slot is a bare hub `Waiter` (switched from a loop callback), and one raw
+    # loop timer per request serves the deadline. Median us per hop (enqueue -> worker ->
+    # no-op handler -> reply), 9 interleaved rounds of 20k hops, taskset -c 1, 2-CPU VM,
+    # CPython 3.11, gevent 26.9 (range over 5 runs; the VM's steal time moves them together):
+    #   AsyncResult + gevent.Timeout in worker   9.6-12.7
+    #   Event + value attrs + gevent.Timeout     9.9-13.4
+    #   Waiter + gevent.Timeout on both sides    8.5-10.4
+    #   Waiter + raw loop timers on both sides   5.2-7.2
+    #   Actor.ask: Waiter + one raw timer        4.7-5.9   (no deadline: 4.1-5.0)
+    # With brrt_actors.mailbox instead of gevent's Queue (3 runs, same day, one VM):
+    #   Actor.ask on gevent's Queue              5.1-5.8
+    #   Actor.ask on BoundedMailbox              4.6-4.7   (no deadline: 3.5-3.8)
+    # Issue 12 (CPU us, the old and the new Actor interleaved in one process, 15 rounds):
+    #   envelope is the Waiter, kept timers,     4.1       (was 4.55; no deadline: 3.7, was 4.0)
+    #   put's fast path called straight
+    #   raw greenlet switches, no hub (floor)    0.7-0.8   (+ the raw deadline timer: 1.2-1.6)
+    #   caller switching into the idle worker    2.2 (was 3.8): built (e2f7ac7) and reverted:
+    #     on the real server it cost ~20% req/CPU-s (shared bench, mix 23k vs 29k, get_pet
+    #     27k vs 33k, two rounds side by side): answers no longer wait in the hub, so the
+    #     loop batches less I/O per poll (wrk's CPU per request rose too)
+    # Reproduce: taskset -c 1 .venv/bin/python benchmarks/actor_hop.py
+    # PERF: the envelope *is* the Waiter (one object per request, not two) and has no Python
+    # __init__: ~0.2 us less per hop (python -m timeit, taskset -c 1).
+    # Slots keep the per-request allocation small.
+    __slots__ = ("abandoned", "error", "queued", "request", "worker")
 
     request: Request
-    # The greenlet waiting for the answer (switched to with the value or a reply marker).
-    caller: greenlet
     error: HTTPError  # set only with the _FAILED reply
     # The worker greenlet running the handler for this envelope, while it does.
     worker: greenlet | None
-    # Set when nobody waits for the answer any more (deadline passed, caller gone): nothing
-    # may switch to `caller` for this envelope then.
+    # Set when nobody waits for the answer any more (deadline passed, caller gone).
     abandoned: bool
-    # When it was asked for (perf_counter): the worker tells the request its wait.
+    # When it went into the mailbox (perf_counter): the worker tells the request its wait.
     queued: float
 
 
@@ -142,14 +147,6 @@ class Actor:
         self._handler = handler
         self._mailbox: Mailbox[Any] = BoundedMailbox(settings.mailbox)
         self._workers: list[Greenlet[[], None]] = []
-        # Idle workers, parked in a plain switch: resumed by `worker.switch(envelope)` (a
-        # direct hand-off) or `worker.switch(None)` from the hub (`_wake_idle`: look in the
-        # mailbox). NOTE: while one is idle, every queued envelope has a woken worker coming.
-        self._idle: list[greenlet] = []
-        self._direct_handoffs = 0  # since the last yield (DIRECT_HANDOFFS_BEFORE_YIELD)
-        # The loop's queue of callbacks (`start`): a switch is direct only when it is empty.
-        self._callbacks: Sized = (1,)
-        self._queued: Callable[[], int] = self._mailbox.qsize
         self._hub: Hub | None = None
         self._loop: _Loop | None = None
         # Deadline timers of answered asks, stopped, ready for the next ones (`_ask_with_deadline`).
@@ -216,10 +213,6 @@ class Actor:
             raise RuntimeError(f"actor {self.name!r} cannot be started twice")
         self._hub = get_hub()
         self._loop = self._hub.loop
-        # NOTE: a direct switch is what the hub would do next only when no loop callback is
-        # pending (greenlets woken before): then the order of events is the mailbox's own.
-        # A gevent loop without this (private) queue gets no direct hand-offs at all.
-        self._callbacks = getattr(self._loop, "_callbacks", (1,))
         self._workers = [self._spawn(index) for index in range(self.settings.workers)]
         self._accepting = True
 
@@ -243,7 +236,6 @@ class Actor:
                 self._mailbox.put(_STOP, timeout=max(0.0, deadline - monotonic()))
             except Full:
                 break
-            self._wake_idle()
         gevent.joinall(workers, timeout=max(0.0, deadline - monotonic()))
         alive = [worker for worker in workers if not worker.dead]
         if alive:
@@ -267,7 +259,7 @@ class Actor:
                 continue
             self.refused += 1
             item.error = self._refusal()
-            loop.run_callback(self._answer, item, _FAILED)
+            loop.run_callback(item.switch, _FAILED)
 
     def _spawn(self, index: int) -> Greenlet[[], None]:
         worker: Greenlet[[], None] = Greenlet(self._work)
@@ -295,24 +287,15 @@ class Actor:
             HTTPError: 503 (mailbox full, or stopping), 504 (deadline passed), 500 (the
                 handler failed), or whatever HTTPError the handler raised.
         """
-        envelope = self._envelope(request)
-        caller = envelope.caller
-        # PERF: `_idle_worker` inline (~0.1 us): see there for the conditions.
-        idle = self._idle
-        if idle and not self._callbacks and not self._queued() and caller is not self._hub:
-            self._direct_handoffs += 1
-            worker: greenlet | None = idle.pop()
-        else:
-            worker = None
-            self._enqueue(envelope)
+        envelope = self._post(request)
         # PERF: one raw loop timer per request does both jobs of the deadline: wake this
         # greenlet, and cancel the handler if a worker runs it (`_expire`). A gevent.Timeout
         # around the handler in the worker as well costs ~2 us more per hop (a Timeout
         # start+close is ~2.0 us, a raw timer's ~0.4 us; benchmarks/actor_hop.py).
         # PERF: the timers of answered asks are stopped and kept for the next ones: start+stop
         # of a kept timer is ~0.1 us, creating, starting and closing one ~0.25 us (timeit).
-        # NOTE: the deadline counts from the moment the envelope is handed over or queued:
-        # update=True reads the clock now, not where the loop's busy iteration began.
+        # NOTE: the deadline counts from the moment the envelope is in the mailbox: update=True
+        # reads the clock now, not where the loop's busy iteration began (no cost measured).
         idle_timers = self._idle_timers
         if idle_timers:
             timer = idle_timers.pop()
@@ -321,11 +304,7 @@ class Actor:
             timer = self._loop.timer(self._deadline_s)
         timer.start(self._expire, envelope, update=True)
         try:
-            # PERF: direct hand-off: switch straight into the idle worker, which switches
-            # straight back with the value when the handler returns without anything queued.
-            # CPU us per hop 3.8 -> 2.2 (benchmarks/actor_hop.py); GET /pets/{id} in process
-            # 16.6 -> 14.5 (/tmp/p12/inproc.py); both taskset -c 1, medians.
-            value = worker.switch(envelope) if worker is not None else self._wait()
+            value = envelope.get()
         except BaseException:  # this greenlet was killed: nobody waits any more
             timer.close()
             envelope.abandoned = True
@@ -347,13 +326,9 @@ class Actor:
 
     def _ask_forever(self, request: Request) -> Any:
         # `ask` without a deadline (deadline_ms = 0).
-        envelope = self._envelope(request)
-        caller = envelope.caller
-        worker = self._idle_worker(caller)
-        if worker is None:
-            self._enqueue(envelope)
+        envelope = self._post(request)
         try:
-            value = worker.switch(envelope) if worker is not None else self._wait()
+            value = envelope.get()
         except BaseException:  # this greenlet was killed: nobody waits any more
             envelope.abandoned = True
             raise
@@ -361,49 +336,15 @@ class Actor:
             raise envelope.error
         return value
 
-    def _envelope(self, request: Request) -> _Envelope:
-        # The envelope of a new ask, made by its caller (after a yield to the loop when the
-        # direct hand-offs are due one; 503 when stopping).
-        if self._direct_handoffs >= DIRECT_HANDOFFS_BEFORE_YIELD:
-            self._yield_to_loop()
+    def _post(self, request: Request) -> _Envelope:
+        # Put `request` into the mailbox, or raise the 503 that says why it cannot go in.
         if not self._accepting:
             raise self._refused()
-        envelope = _Envelope()
+        envelope = _Envelope(self._hub)
         envelope.request = request
         envelope.worker = None
         envelope.abandoned = False
-        envelope.caller = getcurrent()
         envelope.queued = perf_counter()
-        return envelope
-
-    def _idle_worker(self, caller: greenlet) -> greenlet | None:
-        # The idle worker to hand an envelope to directly, or None: go through the mailbox.
-        # (Inline in `_ask_with_deadline`: keep the two alike.)
-        # NOTE: only when the hub has nothing else to run first (see `start`), nothing is
-        # queued (no envelope is overtaken), and never from the hub itself (a blocking
-        # handler would switch back into the hub as if it answered).
-        if self._idle and not self._callbacks and not self._queued() and caller is not self._hub:
-            self._direct_handoffs += 1
-            return self._idle.pop()
-        return None
-
-    def _wait(self) -> Any:
-        # Wait in the hub for the answer (`_answer`, or a worker's direct switch back).
-        assert self._hub is not None
-        return self._hub.switch()
-
-    def _yield_to_loop(self) -> None:
-        # Let the loop run one whole iteration (I/O, timers, callbacks), then go on.
-        self._direct_handoffs = 0
-        assert self._hub is not None and self._loop is not None
-        timer = self._loop.timer(0.0)
-        try:
-            self._hub.wait(timer)
-        finally:
-            timer.close()
-
-    def _enqueue(self, envelope: _Envelope) -> None:
-        # Put `envelope` into the mailbox, or raise the 503 that says why it cannot go in.
         # PERF: room in the mailbox is the common case: one call, no policy in between.
         # NOTE: `_stopped` needs no look here: `_accepting` was true just now, without a yield.
         try:
@@ -411,10 +352,9 @@ class Actor:
         except Full:
             pass  # NOTE: the policy answers outside this handler: no Full chained to its error
         else:
-            self._wake_idle()
-            return
+            return envelope
         self._when_full(envelope)
-        self._wake_idle()
+        return envelope
 
     def _shed(self, envelope: _Envelope) -> None:
         raise self._overloaded() from None
@@ -433,18 +373,11 @@ class Actor:
         # Runs in the hub when a deadline passes: answer the caller, cancel the handler.
         envelope.abandoned = True  # a worker that has not taken it yet skips it
         worker = envelope.worker
-        # NOTE: the timer runs only while the caller waits (it stops or closes it as soon as
-        # it is resumed, and on its way out when killed): the caller is there to switch to.
-        envelope.caller.switch(_TIMED_OUT)  # the caller answers 504
+        envelope.switch(_TIMED_OUT)  # the caller answers 504 (or already left)
         # NOTE: thrown from the hub, synchronously: the worker is parked inside this very
         # envelope's handler (`worker` is cleared, without yielding, when it returns).
         if worker is not None and envelope.worker is worker:
             worker.throw(HandlerTimeout)
-
-    def _answer(self, envelope: _Envelope, value: Any) -> None:
-        # Runs in the hub: wake the caller with `value`, unless it is gone or answered 504.
-        if not envelope.abandoned:
-            envelope.caller.switch(value)
 
     def _overloaded(self) -> HTTPError:
         self.rejected += 1
@@ -462,56 +395,18 @@ class Actor:
 
     # -- the worker's side -----------------------------------------------------------------
 
-    def _wake_idle(self) -> None:
-        # Something went into the mailbox: an idle worker, if any, comes to take it.
-        if self._idle:
-            assert self._loop is not None
-            self._loop.run_callback(self._resume, self._idle.pop())
-
-    def _resume(self, worker: greenlet) -> None:
-        # Runs in the hub: the woken worker looks in the mailbox (None: nothing handed over).
-        if not worker.dead:  # NOTE: killed meanwhile: it passed the wake on (`_left_idle`)
-            worker.switch(None)
-
-    def _left_idle(self, worker: greenlet) -> None:
-        # An idle worker was killed: take it off the idle list, or, when a put had already
-        # woken it for an envelope, wake another one for that envelope.
-        try:
-            self._idle.remove(worker)
-        except ValueError:
-            if self._queued():
-                self._wake_idle()
-
     def _work(self) -> None:
         me = getcurrent()
-        take = self._mailbox.get_nowait
-        queued = self._mailbox.qsize
-        idle = self._idle
+        get = self._mailbox.get
         handler = self._handler
-        assert self._hub is not None and self._loop is not None
-        park = self._hub.switch
+        assert self._loop is not None
         reply = self._loop.run_callback
-        answer = self._answer
-        callbacks = self._callbacks
-        envelope: Any = None  # the next envelope: handed over directly, or taken
         while True:
-            if envelope is None:
-                if queued():
-                    envelope = take()
-                else:
-                    # Idle until a caller hands an envelope over, or a put wakes it (None).
-                    idle.append(me)
-                    try:
-                        envelope = park()
-                    except BaseException:
-                        self._left_idle(me)
-                        raise
-                    continue
+            envelope = get()
             if envelope is _STOP:
                 return
             if envelope.abandoned:
                 self.expired += 1
-                envelope = None
                 continue
             envelope.worker = me
             # PERF: a bare try (free when nothing is raised), not contextlib.suppress (~0.2 µs).
@@ -530,7 +425,6 @@ class Actor:
                 envelope.worker = None
                 self.busy -= 1
                 self.cancelled += 1
-                envelope = None
                 continue
             except (Exception, gevent.Timeout):
                 # NOTE: a handler's own gevent.Timeout escaping it is its failure, not a kill.
@@ -546,31 +440,10 @@ class Actor:
                 self.busy -= 1
                 envelope.error = self._refusal() if self._stopping else HTTPError(
                     500, "The handler was interrupted.")
-                reply(answer, envelope, _FAILED)
+                reply(envelope.switch, _FAILED)
                 raise
             envelope.worker = None
             self.busy -= 1
             self.completed += 1
-            done, envelope = envelope, None
-            if done.abandoned:  # the caller was killed meanwhile: nobody to answer
-                continue
-            # PERF: qsize, not get_nowait's Empty: a raised exception costs ~0.3 us per hop.
-            if not queued():
-                idle.append(me)
-                try:
-                    if callbacks:  # others come first: the caller is woken from the hub
-                        reply(answer, done, value)
-                        envelope = park()
-                    else:
-                        # PERF: switch straight back to the caller, and stay parked in that
-                        # switch until the next hand-off or wake resumes this worker.
-                        # NOTE: not abandoned means the caller still waits (in the hub, or
-                        # in its switch into this worker): alive, expecting this switch.
-                        envelope = done.caller.switch(value)
-                except BaseException:
-                    self._left_idle(me)
-                    raise
-            else:
-                # NOTE: more work queued: the caller is woken from the hub, this worker goes on.
-                reply(answer, done, value)
-                envelope = take()
+            # NOTE: Waiter.switch must run in the hub; the callback wakes the caller there.
+            reply(envelope.switch, value)

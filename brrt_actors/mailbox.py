@@ -6,9 +6,6 @@ of givers (callers waiting in `put` for room). A `put` that finds an idle taker 
 one loop callback; the taker then takes the item itself, so an item is never lost with a
 taker killed on its way (the next taker gets it).
 
-An actor's workers use only `get_nowait` and `qsize`: the actor keeps its idle workers
-itself (actors.py, the direct hand-off); `get`'s takers serve other users of the mailbox.
-
 # PERF: enqueue -> worker -> reply (with the deadline timer) costs 4.6-4.7 us against
 # 5.1-5.8 us on gevent's Queue (no-op handler, taskset -c 1; benchmarks/actor_hop.py);
 # 4.1 us since issue 12 (actors.py's envelope and timers, `get` without a helper call).
