@@ -344,6 +344,18 @@ def test_a_probe_operation_keeps_what_it_is_given_itself() -> None:
     assert actor_settings_for(settings, _probe("status", "/status")).block_timeout_ms == 5
 
 
+def test_gc_threshold_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
+    assert load_settings({}).gc_threshold == 10_000
+    assert load_settings({"BRRTR_GC_THRESHOLD": "0"}).gc_threshold == 0
+    path = _file(tmp_path, "server: {gc_threshold: 2500}")
+    assert load_settings({}, path).gc_threshold == 2500
+    assert load_settings({"BRRTR_GC_THRESHOLD": "700"}, path).gc_threshold == 700
+    for bad in ("-1", "lots", "10000001"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"BRRTR_GC_THRESHOLD": bad})
+        assert _wheres(caught.value) == ["BRRTR_GC_THRESHOLD"]
+
+
 def test_max_blocking_ms_from_the_environment_or_the_config_file(tmp_path: Path) -> None:
     assert load_settings({"BRRTR_MAX_BLOCKING_MS": "0"}).max_blocking_ms == 0
     path = _file(tmp_path, "server: {max_blocking_ms: 250}")

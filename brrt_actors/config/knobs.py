@@ -177,6 +177,7 @@ SERVER_KNOBS: Final = (
     Knob("metrics", "BRRTR_METRICS", _switch),
     Knob("http_engine", "BRRTR_HTTP_ENGINE", _choice(*HTTP_ENGINES)),
     Knob("max_blocking_ms", "BRRTR_MAX_BLOCKING_MS", _integer(0)),
+    Knob("gc_threshold", "BRRTR_GC_THRESHOLD", _integer(0, 10_000_000)),
     Knob("workers", "BRRTR_WORKERS", _integer(1)),
     Knob("static_dir", "BRRTR_STATIC_DIR", _text),
     Knob("static_prefix", "BRRTR_STATIC_PREFIX", _url_prefix),

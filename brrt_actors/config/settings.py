@@ -199,6 +199,9 @@ class Settings:
         max_blocking_ms: a handler that keeps the event loop busy longer than this (CPU-bound
             work gevent cannot pre-empt) is logged and counted (``BRRTR_MAX_BLOCKING_MS``,
             ``server.max_blocking_ms``; 0 turns the watch off).
+        gc_threshold: a serving process collects the garbage collector's young generation
+            after this many net allocations (``BRRTR_GC_THRESHOLD``, ``server.gc_threshold``;
+            CPython's own is 700; 0 leaves the collector as it is).
         workers: server processes; above 1, gunicorn's arbiter runs that many
             (``--workers``, ``BRRTR_WORKERS``, ``server.workers``; default 1). Not to be
             confused with an actor's worker greenlets (`ActorSettings.workers`).
@@ -245,6 +248,7 @@ class Settings:
     metrics: bool = True
     http_engine: str = HTTP_ENGINES[0]
     max_blocking_ms: int = 100
+    gc_threshold: int = 10_000
     workers: int = 1
     actor_defaults: ActorSettings = field(default_factory=ActorSettings)
     actor_operations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from brrt_actors.app import WARM_UP_DELAY_S, App
 from brrt_actors.build import SpecAndConfigError, build_app
 from brrt_actors.config import load_settings, resolve_actor_settings
 from brrt_actors.discovery import HandlersArg
+from brrt_actors.entrypoints.collector import tune_collector
 from brrt_actors.errors import ConfigError, StartError
 
 logger = logging.getLogger("brrt_actors")
@@ -81,6 +82,7 @@ def serve_spec(spec: str | Path, handlers: HandlersArg, *, mock: bool = False,
                             "pick another address")]) from ex
     # NOTE: nothing yields between listening and this: no request finds the actors idle.
     app.start()
+    tune_collector(settings.gc_threshold)
     if reload:
         server.on_stop.insert(0, _start_reloader(app, spec, handlers, env, config_file,
                                                  overrides, mock=mock, dev=dev))

@@ -389,6 +389,27 @@ def test_gunicorn_serves_any_wsgi_app(arbiter: Callable[..., Arbiter], tmp_path:
     assert server.signal(signal.SIGTERM) == 0
 
 
+COLLECTOR = '''
+import gc
+
+def app(environ, start_response):
+    body = str(gc.get_threshold()[0]).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_gunicorn_worker_paces_the_collector_from_the_settings(
+        arbiter: Callable[..., Arbiter], tmp_path: Path) -> None:
+    (tmp_path / "collector.py").write_text(COLLECTOR)
+    server = arbiter(gunicorn("-w", "1", "--pythonpath", str(tmp_path), "collector:app"),
+                     env=environment(BRRTR_GC_THRESHOLD="4321"), workers=1)
+    status, body, _ = server.get("/")
+    assert (status, body) == (200, b"4321")
+    assert server.signal(signal.SIGTERM) == 0
+
+
 def test_gunicorn_worker_takes_the_engine_from_the_settings(tmp_path: Path) -> None:
     (tmp_path / "hello.py").write_text(HELLO)
     done = subprocess.run(gunicorn("-w", "1", "--pythonpath", str(tmp_path), "hello:app"),

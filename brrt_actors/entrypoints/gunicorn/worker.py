@@ -53,6 +53,7 @@ class _WorkerServerSettings:
     keepalive_timeout_s: float
     shutdown_grace_s: float
     http_engine: str
+    gc_threshold: int
 
 
 class Worker(base.Worker):  # type: ignore[misc]
@@ -77,6 +78,7 @@ class Worker(base.Worker):  # type: ignore[misc]
     _stop_requested: Event
     _draining = False
     _http_engine: str
+    _gc_threshold: int
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -143,8 +145,11 @@ class Worker(base.Worker):  # type: ignore[misc]
             if _brrt_app(self.wsgi) is None:
                 from brrt_actors.config import load_settings
 
-                # NOTE: a plain WSGI app takes only the engine from brrt's settings.
-                self._http_engine = load_settings(os.environ).http_engine
+                # NOTE: a plain WSGI app takes only the engine and the collector's pace
+                # from brrt's settings.
+                own = load_settings(os.environ)
+                self._http_engine = own.http_engine
+                self._gc_threshold = own.gc_threshold
         except StartError as ex:
             self.log.error("cannot start: %s", ex)
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
@@ -159,6 +164,7 @@ class Worker(base.Worker):  # type: ignore[misc]
         import gevent
 
         from brrt_actors.app import WARM_UP_DELAY_S
+        from brrt_actors.entrypoints.collector import tune_collector
         from brrt_actors.entrypoints.server import HTTPServer
 
         app = _brrt_app(self.wsgi)
@@ -170,7 +176,9 @@ class Worker(base.Worker):  # type: ignore[misc]
             settings = _WorkerServerSettings(
                 host="", port=0, max_connections=self.cfg.worker_connections,
                 keepalive_timeout_s=self.cfg.keepalive or _DEFAULT_KEEPALIVE_S,
-                shutdown_grace_s=grace, http_engine=self._http_engine)
+                shutdown_grace_s=grace, http_engine=self._http_engine,
+                gc_threshold=self._gc_threshold)
+        tune_collector(settings.gc_threshold)
         wsgi = self.wsgi if self.max_requests == sys.maxsize else self._counting(self.wsgi)
         # PERF: with several workers on one socket, each takes one connection per wake-up
         # (as gunicorn's gevent worker does), so that a burst spreads over the workers.
