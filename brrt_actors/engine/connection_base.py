@@ -163,15 +163,23 @@ class ConnectionBase:
         # NOTE: a fresh deadline per piece: a slow but steady reader of a large answer is
         # never cut, one that stops reading is (after stall_timeout_s).
         sock = self.sock
-        stall_s = self.server.stall_timeout_s
+        # PERF: first the real, non-blocking socket under gevent's: it never waits, so it
+        # needs no deadline, and an answer that fits the send buffer (nearly all) is one
+        # call (~0.5 us less than gevent's send with a deadline around it).
         try:
-            self.deadline = time.monotonic() + stall_s
-            sent = sock.send(data)
-            if sent < len(data):
-                view = memoryview(data)[sent:]
-                while view:
-                    self.deadline = time.monotonic() + stall_s
-                    view = view[sock.send(view):]
+            sent = sock._sock.send(data)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            sent = 0
+        except OSError as ex:
+            raise ClientGone(str(ex)) from ex
+        if sent == len(data):
+            return
+        stall_s = self.server.stall_timeout_s
+        view = memoryview(data)[sent:]
+        try:
+            while view:
+                self.deadline = time.monotonic() + stall_s
+                view = view[sock.send(view):]
         except OSError as ex:
             raise ClientGone(str(ex)) from ex
         finally:

@@ -273,6 +273,7 @@ class HttptoolsServer(StreamServer):
         """
         me: Any = gevent.getcurrent()
         spare = self._spare_workers
+        wait = get_hub().switch
         try:
             while conn is not None:
                 conn.greenlet = me
@@ -288,7 +289,7 @@ class HttptoolsServer(StreamServer):
                 if self.draining or len(spare) >= self.max_spare_workers:
                     return
                 spare.append(me)
-                conn = get_hub().switch()
+                conn = wait()
         finally:
             if me in spare:  # NOTE: killed while spare
                 spare.remove(me)
@@ -312,8 +313,15 @@ class HttptoolsServer(StreamServer):
 
     def _wake(self, conn: Connection) -> None:
         # NOTE: runs in the hub: bytes came for a parked connection.
-        self._unpark(conn)
-        self._dispatch(conn)
+        # PERF: `_unpark` and `_dispatch` inline (this is once per request that waited).
+        conn.watcher.stop()
+        del self.idle_connections[conn]
+        conn.deadline = 0.0
+        spare = self._spare_workers
+        if spare:
+            spare.pop().switch(conn)
+        else:
+            self._pool.spawn(self._work, conn)
 
     def _close(self, conn: Connection) -> None:
         """Close a connection that is over (served to its end, idled out, or evicted)."""

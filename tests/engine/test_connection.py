@@ -662,22 +662,26 @@ def test_header_injection_by_the_app_is_refused(serve: Serve,
 
 
 class _CountingSocket:
-    """The engine's socket, counting the calls that write to it."""
+    """The engine's socket, counting the calls that write to it (and to the real socket
+    under gevent's, which the httptools engine writes to first)."""
 
-    def __init__(self, sock: socket.socket, writes: list[bytes]) -> None:
-        self._sock = sock
+    def __init__(self, sock: Any, writes: list[bytes]) -> None:
+        self._inner = sock
         self.writes = writes
+        raw = getattr(sock, "_sock", None)
+        if raw is not None:
+            self._sock = _CountingSocket(raw, writes)
 
     def send(self, data: bytes, *flags: int) -> int:
         self.writes.append(bytes(data))
-        return self._sock.send(data, *flags)
+        return int(self._inner.send(data, *flags))
 
     def sendall(self, data: bytes, *flags: int) -> None:
         self.writes.append(bytes(data))
-        self._sock.sendall(data, *flags)
+        self._inner.sendall(data, *flags)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+        return getattr(self._inner, name)
 
 
 def _wrap_accepted(server: HTTPServer, wrap: Callable[[Any], Any]) -> None:
