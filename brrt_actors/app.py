@@ -11,15 +11,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import gevent
-
 from brrt_actors import validation
 from brrt_actors.actor_system import ActorSystem
 from brrt_actors.actors import Handler
 from brrt_actors.builtins import Builtin, build_builtins
 from brrt_actors.config import Settings
 from brrt_actors.errors import HTTPError, status_title
-from brrt_actors.hub_monitor import WARM_UP_GREENLET, HubMonitor
+from brrt_actors.hub_monitor import HubMonitor, expected_block
 from brrt_actors.metrics.figures import Metrics
 from brrt_actors.problem import (
     origin_path,
@@ -210,6 +208,7 @@ class App:
             self._bridge.run(self.metrics.start)
         return self
 
+    @expected_block  # NOTE: its one-off imports hold the loop on purpose, once
     def warm_up(self) -> None:
         """Load what some first requests would otherwise load while they wait.
 
@@ -217,9 +216,6 @@ class App:
         stay off the start path; the server calls this once it listens, so that the first
         invalid request or bearer token does not stall the event loop for tens of ms.
         """
-        current = gevent.getcurrent()
-        if isinstance(current, gevent.Greenlet):
-            current.name = WARM_UP_GREENLET  # NOTE: the hub watch expects this one's block
         validation.warm_up()
         for provider in self._own_providers:
             warm_up = getattr(provider, "warm_up", None)

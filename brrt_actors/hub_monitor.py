@@ -4,18 +4,24 @@ gevent switches greenlets only where one waits (I/O, a lock, a sleep). A handler
 computes for 300 ms holds the hub's one thread for 300 ms: no other request of any operation
 is read, answered or timed out meanwhile, and its own deadline cannot interrupt it.
 
-gevent's greenlet tracer (the one behind gevent's ``monitor_thread`` and
-``max_blocking_time``) counts the switches in the hub's thread; a thread of our own looks at
-the count every ``max_blocking_ms``: no switch during a whole period means one greenlet held
-the loop. When that greenlet is an actor's worker (named ``<operationId>-worker-<i>``), its
-operation's `Actor.hub_blocked` counter (``brrt_hub_blocked_total``) goes up by one per
-episode and one WARNING names the operation and the line it was running; anything else that
-blocks the loop is logged too.
+A watching thread of our own looks, every ``max_blocking_ms``, at how many turns the loop
+made (a ``prepare`` watcher counts them, once per turn, not per switch): no turn during a
+whole period while a greenlet, not the hub, is running means that greenlet held the loop.
+When it is an actor's worker (found in its frames: ``Actor._work``), its operation's
+`Actor.hub_blocked` counter (``brrt_hub_blocked_total``) goes up by one per episode and one
+WARNING names the operation and the line it was running; anything else that blocks the loop
+is logged too.
 
+PERF: gevent's greenlet tracer (the one behind its ``monitor_thread``) runs on every greenlet
+switch: ~0.5 us per actor hop, 6% of the server's CPU on the shared bench's get_pet (36.9k ->
+39.1k req/CPU-s without it). The turn count costs one call per turn of the loop, which serves
+dozens of requests under load.
 NOTE: gevent's own monitor reports through `gevent.events.EventLoopBlocked`, but first builds,
 at each period of a block, a report of every greenlet: 0.6-1.6 s with 10,000 connections,
 holding the GIL, so it stalls the server far longer than the block it reports. Here only the
-blocking greenlet's frames are read. The compiled tracer costs ~0.5 us per actor hop.
+blocking greenlet's frames are read.
+NOTE: one turn that serves so many requests that it lasts a whole period (thousands of
+connections ready at once) is reported too, as a block by whatever greenlet runs at the check.
 """
 from __future__ import annotations
 
@@ -23,21 +29,16 @@ import logging
 import sys
 import weakref
 from time import perf_counter
-from types import FrameType
-from typing import TYPE_CHECKING, Any, Final
+from types import CodeType, FrameType
+from typing import Any, Final, TypeVar
 
-import greenlet
-from gevent._tracer import GreenletTracer  # type: ignore[import-not-found]
-from gevent.hub import get_hub
+from gevent.hub import Hub, get_hub
 from gevent.monkey import get_original
 
 from brrt_actors.actor_system import ActorSystem
 from brrt_actors.actors import Actor
 
-if TYPE_CHECKING:
-    from gevent.hub import Hub
-
-__all__ = ["WARM_UP_GREENLET", "HubMonitor"]
+__all__ = ["HubMonitor", "expected_block"]
 
 logger = logging.getLogger("brrt_actors.hub_monitor")
 
@@ -45,10 +46,11 @@ logger = logging.getLogger("brrt_actors.hub_monitor")
 _start_thread = get_original("_thread", "start_new_thread")
 _sleep = get_original("time", "sleep")
 
-#: The name of the greenlet that runs `App.warm_up`: its blocks are expected, not reported.
-WARM_UP_GREENLET = "brrt-warm-up"
-
 _WORK_CODE: Final = Actor._work.__code__  # the frame of a worker greenlet's loop
+_HUB_RUN_CODE: Final = Hub.run.__code__  # the hub's own loop (in C below it)
+# The functions whose blocks are expected (`expected_block`): logged at DEBUG only.
+_EXPECTED: set[CodeType] = set()
+_Function = TypeVar("_Function")
 _ADVICE: Final = ("nothing else in this process ran meanwhile. Run CPU-bound work in a thread "
                   "(gevent.get_hub().threadpool.apply(func, args)) or serve with more "
                   "processes (--workers); see the README, \"CPU-bound handlers\"")
@@ -57,17 +59,25 @@ _ADVICE: Final = ("nothing else in this process ran meanwhile. Run CPU-bound wor
 class _Episode:
     """One block of the loop by one greenlet, as the watching thread saw it."""
 
-    __slots__ = ("first_s", "greenlet", "last_s", "where")
+    __slots__ = ("expected", "first_s", "greenlet", "last_s", "where")
 
-    def __init__(self, blocker: Any, where: str) -> None:
+    def __init__(self, blocker: Any, where: str, expected: bool) -> None:
+        # The worker greenlet, or a description of the greenlet (found in its frames).
         self.greenlet = blocker
         self.where = where
-        # The first and the last check that found no switch during the period before it.
+        self.expected = expected  # it runs an `expected_block` function: logged at DEBUG
+        # The first and the last check that found no turn during the period before it.
         self.first_s = self.last_s = perf_counter()
 
     def at_least_ms(self, period_ms: int) -> int:
         # The loop was held from one period before the first check to the last one.
         return period_ms + round((self.last_s - self.first_s) * 1000.0)
+
+
+def expected_block(function: _Function) -> _Function:
+    """Mark `function` as one that may hold the loop on purpose: its blocks are DEBUG lines."""
+    _EXPECTED.add(function.__code__)  # type: ignore[attr-defined]
+    return function
 
 
 class HubMonitor:
@@ -124,14 +134,20 @@ class HubMonitor:
 
 
 class _Watch:
-    """The switch tracer and the watching thread of one hub, shared by its monitors."""
+    """The turn counter and the watching thread of one hub, shared by its monitors."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.monitors: list[HubMonitor] = []
         self.period_ms = 0
         self.running = True
-        self.tracer: Any = GreenletTracer()  # NOTE: installs itself (greenlet.settrace)
+        #: Turns of the loop so far (read by the watching thread; a plain int, GIL-safe).
+        self.turns = 0
+        self._counter: Any = hub.loop.prepare(ref=False)  # NOTE: runs once per turn
+        self._counter.start(self._turn)
+
+    def _turn(self) -> None:
+        self.turns += 1
 
     def add(self, monitor: HubMonitor) -> None:
         self.monitors.append(monitor)
@@ -146,30 +162,29 @@ class _Watch:
             self.period_ms = min(m.max_blocking_ms for m in self.monitors)
             return False
         self.running = False
-        # NOTE: only when it is the trace function in force: killing it restores the one
-        # before it, which would drop a tracer someone installed since.
-        in_force = greenlet.gettrace() is self.tracer
-        if in_force:
-            self.tracer.kill()
+        self._counter.stop()
+        self._counter.close()
         return True
 
     def _run(self) -> None:
-        # The watching thread. Two blocked periods in a row of one greenlet are one episode
-        # (no switch happened between them).
-        hub, tracer = self.hub, self.tracer
+        # The watching thread. Blocked periods in a row of one greenlet are one episode (the
+        # loop made no turn between them).
+        hub = self.hub
         episode: _Episode | None = None
+        turns = self.turns
         while True:
             _sleep(self.period_ms / 1000.0)
             if not self.running:
                 return
-            blocked = tracer.did_block_hub(hub)
-            if not blocked:
+            turns, stuck = self.turns, self.turns == turns
+            blocker = _blocker(hub.thread_ident) if stuck else None
+            if blocker is None:  # the loop turned, or it waits for I/O (no turn is due)
                 episode = None
                 continue
-            if episode is not None and episode.greenlet is blocked[1]:
+            if episode is not None and episode.greenlet == blocker[0]:
                 episode.last_s = perf_counter()
                 continue
-            episode = _Episode(blocked[1], _where(hub.thread_ident))
+            episode = _Episode(*blocker)
             # NOTE: reported in the hub's thread, once the block is over: the counters and
             # the log belong to it.
             hub.loop.run_callback_threadsafe(self._report, episode, self.period_ms)
@@ -177,11 +192,11 @@ class _Watch:
     def _report(self, episode: _Episode, period_ms: int) -> None:
         claimed = [monitor.claim(episode, period_ms) for monitor in self.monitors]
         if self.monitors and not any(claimed):
-            name = _name(episode.greenlet)
             # NOTE: the warm-up's one-off imports block on purpose, once, after listening.
-            level = logging.DEBUG if name == WARM_UP_GREENLET else logging.WARNING
+            level = logging.DEBUG if episode.expected else logging.WARNING
             logger.log(level, "%s kept the event loop busy for over %d ms (at %s): %s.",
-                       name, episode.at_least_ms(period_ms), episode.where, _ADVICE)
+                       _name(episode.greenlet), episode.at_least_ms(period_ms),
+                       episode.where, _ADVICE)
 
 
 # NOTE: one watch per hub, as greenlet.settrace is one per thread; the apps a hub serves
@@ -193,19 +208,34 @@ def _name(blocker: Any) -> str:
     return str(getattr(blocker, "name", None) or blocker)
 
 
-def _where(thread_ident: int) -> str:
-    # The line the hub's thread runs now, and the handler's own line when a worker runs one.
+def _blocker(thread_ident: int) -> tuple[Any, str, bool] | None:
+    # What the hub's thread runs now, read from its frames: (the worker greenlet, or a
+    # description of the greenlet; where: the line, and the handler's own line when a worker
+    # runs one; whether the block is expected), or None when the hub itself waits.
     # NOTE: read from the watching thread; gevent's monitor reads sys._current_frames too.
     frame: FrameType | None = sys._current_frames().get(thread_ident)
     if frame is None:
-        return "an unknown place"
+        return None
+    if frame.f_code is _HUB_RUN_CODE:
+        return None  # NOTE: the hub's own frame innermost: it waits for I/O or runs C code
     innermost = _line(frame)
+    expected = False
     handler: FrameType | None = None
-    while frame is not None and frame.f_code is not _WORK_CODE:
-        handler, frame = frame, frame.f_back
-    if frame is None or handler is None or _line(handler) == innermost:
-        return innermost
-    return f"{innermost}, called from {_line(handler)}"
+    outermost = frame
+    walk: FrameType | None = frame
+    while walk is not None:
+        expected = expected or walk.f_code in _EXPECTED
+        if walk.f_code is _WORK_CODE:
+            # NOTE: the worker's loop is suspended in its call of the handler: its locals
+            # hold still while they are read.
+            worker = walk.f_locals.get("me")
+            where = innermost
+            if handler is not None and _line(handler) != innermost:
+                where = f"{innermost}, called from {_line(handler)}"
+            return worker, where, expected
+        outermost = walk
+        handler, walk = walk, walk.f_back
+    return f"the greenlet running {outermost.f_code.co_qualname}", innermost, expected
 
 
 def _line(frame: FrameType) -> str:
