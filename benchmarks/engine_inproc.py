@@ -103,10 +103,12 @@ def _cases(target: Target) -> dict[str, list[bytes]]:
 
 
 class _Socket:
-    """What `Connection` uses of its socket on this path: `send`, kept in `sent`."""
+    """What `Connection` uses of its socket on this path: `send`, kept in `sent` (the engine
+    writes to the real socket under gevent's, ``_sock``: here the same object)."""
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self._sock = self
 
     def send(self, data: bytes) -> int:
         self.sent.append(bytes(data))
