@@ -102,10 +102,8 @@ class _Envelope(_ReplySlot):
     #   envelope is the Waiter, kept timers,     4.1       (was 4.55; no deadline: 3.7, was 4.0)
     #   put's fast path called straight
     #   raw greenlet switches, no hub (floor)    0.7-0.8   (+ the raw deadline timer: 1.2-1.6)
-    #   caller switching into the idle worker    2.2 (was 3.8): built (e2f7ac7) and reverted:
-    #     on the real server it cost ~20% req/CPU-s (shared bench, mix 23k vs 29k, get_pet
-    #     27k vs 33k, two rounds side by side): answers no longer wait in the hub, so the
-    #     loop batches less I/O per poll (wrk's CPU per request rose too)
+    #   caller switching into the idle worker    2.2: reverted (e2f7ac7's revert): ~20% fewer
+    #     req/CPU-s on the real server, as answers that skip the hub batch less I/O per poll
     # Reproduce: taskset -c 1 .venv/bin/python benchmarks/actor_hop.py
     # PERF: the envelope *is* the Waiter (one object per request, not two) and has no Python
     # __init__: ~0.2 us less per hop (python -m timeit, taskset -c 1).

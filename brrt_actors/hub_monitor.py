@@ -12,10 +12,9 @@ When it is an actor's worker (found in its frames: ``Actor._work``), its operati
 WARNING names the operation and the line it was running; anything else that blocks the loop
 is logged too.
 
-PERF: gevent's greenlet tracer (the one behind its ``monitor_thread``) runs on every greenlet
-switch: ~0.5 us per actor hop, 6% of the server's CPU on the shared bench's get_pet (36.9k ->
-39.1k req/CPU-s without it). The turn count costs one call per turn of the loop, which serves
-dozens of requests under load.
+PERF: gevent's greenlet tracer (the one behind its ``monitor_thread``) would run on every
+greenlet switch, several per request; the turn count is one call per turn of the loop, which
+serves dozens of requests under load.
 NOTE: gevent's own monitor reports through `gevent.events.EventLoopBlocked`, but first builds,
 at each period of a block, a report of every greenlet: 0.6-1.6 s with 10,000 connections,
 holding the GIL, so it stalls the server far longer than the block it reports. Here only the

@@ -3,13 +3,10 @@
 CPython starts a young-generation collection every 700 net allocations of tracked objects
 (dicts, lists, instances...). A server holding a few dozen requests at once keeps more than
 that alive, so at the default every few requests start a collection that finds little, and
-the survivors drive the older generations into full collections (~10 ms each here, with the
-spec, validators and handlers in the heap): about 9% of the CPU and a p99 four times the
-p50 under load. A larger first threshold keeps the young generation a young generation.
-
-Measured (the shared bench's get_pet, wrk -c50 on CPU 1, the server on CPU 0, 8 s, one run,
-side by side): threshold 700: 33,705 req/CPU-s, p99 9.66 ms; 10,000: 35,515 req/CPU-s,
-p99 2.67 ms; the collector off: 35,704, p99 2.65 ms.
+the survivors drive the older generations into full collections (~10 ms each with the spec,
+validators and handlers in the heap): CPU lost, and a p99 several times the p50 under load.
+A larger first threshold keeps the young generation a young generation (measured in the
+commit that brought it and in the README's Performance section).
 """
 from __future__ import annotations
 
