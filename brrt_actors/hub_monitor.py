@@ -175,8 +175,13 @@ class _Watch:
             _sleep(self.period_ms / 1000.0)
             if not self.running:
                 return
-            turns, stuck = self.turns, self.turns == turns
-            blocker = _blocker(hub.thread_ident) if stuck else None
+            now = self.turns
+            stuck, turns = now == turns, now
+            try:
+                blocker = _blocker(hub.thread_ident) if stuck else None
+            except Exception:  # NOTE: frames read from another thread: the watch goes on
+                logger.debug("could not read the event loop's frames", exc_info=True)
+                blocker = None
             if blocker is None:  # the loop turned, or it waits for I/O (no turn is due)
                 episode = None
                 continue
