@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli import ROOT, Served, environment
 
 from brrt_actors.entrypoints.collector import tune_collector
-from tests.entrypoints.test_cli import ROOT, Served, environment
 
 SPEC = """\
 openapi: 3.0.3
