@@ -24,6 +24,7 @@ from brrt_actors.spec.model import (
     SecurityRequirements,
     Spec,
 )
+from brrt_actors.spec.parameters import TEMPLATE_NAME, check_path_parameters, read_parameters
 from brrt_actors.spec.problems import Problems
 from brrt_actors.spec.reader import load_spec_document
 from brrt_actors.spec.refs import Documents, Location, child, escape
@@ -34,18 +35,10 @@ if TYPE_CHECKING:
     from brrt_actors.validation import ValidatorCache
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-STYLES: dict[str, tuple[str, ...]] = {
-    "path": ("simple", "label", "matrix"),
-    "query": ("form", "spaceDelimited", "pipeDelimited", "deepObject"),
-    "header": ("simple",),
-    "cookie": ("form",),
-}
-_DEFAULT_STYLE = {"path": "simple", "query": "form", "header": "simple", "cookie": "form"}
 _VERSION = re.compile(r"3\.([01])\.\d+(?:[-+].*)?\Z")
 _STATUS = re.compile(r"(?:[1-5][0-9][0-9]|[1-5]XX|default)\Z")
-_TEMPLATE_NAME = re.compile(r"\{([^{}]*)\}")
 
-__all__ = ["METHODS", "STYLES", "load_spec", "load_spec_document"]
+__all__ = ["METHODS", "load_spec", "load_spec_document"]
 
 
 def load_spec(path: str | os.PathLike[str], *, compile_validators: bool = True,
@@ -161,7 +154,7 @@ class _Builder:
                                               "default; declare it under variables with a default")
             return ""
 
-        url = _TEMPLATE_NAME.sub(substitute, url)
+        url = TEMPLATE_NAME.sub(substitute, url)
         path = urlsplit(url).path if "://" in url or url.startswith("//") else url
         path = posixpath.normpath("/" + path.lstrip("/"))
         return "" if path == "/" else path
@@ -189,7 +182,7 @@ class _Builder:
             if found is None:
                 continue
             item, at = found
-            shared = self.parameters(item.get("parameters"), child(at, "parameters"))
+            shared = read_parameters(self, item.get("parameters"), child(at, "parameters"))
             item_servers = self.servers_path(item.get("servers"), child(at, "servers"))
             for method in METHODS:
                 if method not in item:
@@ -223,11 +216,11 @@ class _Builder:
         if not isinstance(handler, str) or not handler:
             self.error(child(loc, "x-handler"), "must name the handler function")
             handler = operation_id
-        own = self.parameters(node.get("parameters"), child(loc, "parameters"))
+        own = read_parameters(self, node.get("parameters"), child(loc, "parameters"))
         merged = {(p.name, p.location): p for p in shared}
         merged.update({(p.name, p.location): p for p in own})
         parameters = list(merged.values())
-        self.check_path_parameters(template, parameters, loc)
+        check_path_parameters(self, template, parameters, loc)
         if "servers" in node:
             servers = self.servers_path(node["servers"], child(loc, "servers"))
             if servers != self.base_path:
@@ -254,98 +247,6 @@ class _Builder:
             extensions={key: value for key, value in node.items() if key.startswith("x-")},
             summary=summary if isinstance(summary, str) else "",
             tags=[tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else [],
-        )
-
-    def check_path_parameters(self, template: str, parameters: list[Parameter],
-                              loc: Location) -> None:
-        names = _TEMPLATE_NAME.findall(template)
-        declared = {p.name for p in parameters if p.location == "path"}
-        for index, name in enumerate(names):
-            if not name:
-                self.error(loc, f"path '{template}' has an empty {{}}")
-            elif name in names[:index]:
-                self.error(loc, f"path '{template}' names {{{name}}} twice")
-            elif name not in declared:
-                self.error(loc, f"path parameter '{name}' of '{template}' is not declared; add "
-                                f"{{name: {name}, in: path, required: true, schema: {{type: "
-                                "string}} to its parameters")
-        for param in parameters:
-            if param.location == "path" and param.name not in names:
-                self.problems.error(param.pointer, f"path parameter '{param.name}' does not "
-                                                   f"appear in the path '{template}'")
-
-    def parameters(self, value: Any, loc: Location) -> list[Parameter]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.error(loc, "must be a list of parameters")
-            return []
-        parameters: list[Parameter] = []
-        seen: set[tuple[str, str]] = set()
-        for index, item in enumerate(value):
-            found = self.resolved(item, child(loc, index))
-            param = self.parameter(*found) if found is not None else None
-            if param is None:
-                continue
-            key = (param.name.lower() if param.location == "header" else param.name,
-                   param.location)
-            if key in seen:
-                self.error(child(loc, index), f"parameter '{param.name}' in {param.location} is "
-                                              "declared twice; remove one")
-                continue
-            seen.add(key)
-            parameters.append(param)
-        return parameters
-
-    def parameter(self, node: dict[str, Any], loc: Location) -> Parameter | None:
-        name, location = node.get("name"), node.get("in")
-        if not isinstance(name, str) or not name:
-            self.error(child(loc, "name"), "a parameter needs a name")
-            return None
-        if location not in STYLES:
-            self.error(child(loc, "in"), f"must be one of path, query, header, cookie "
-                                         f"(got {location!r})")
-            return None
-        style = node.get("style", _DEFAULT_STYLE[location])
-        if style not in STYLES[location]:
-            self.error(child(loc, "style"), f"style {style!r} is not allowed for {location} "
-                                            f"parameters; use one of {', '.join(STYLES[location])}")
-            style = _DEFAULT_STYLE[location]
-        explode = node.get("explode", style == "form")
-        if not isinstance(explode, bool):
-            self.error(child(loc, "explode"), "must be true or false")
-            explode = style == "form"
-        required = node.get("required", False) is True
-        if location == "path" and not required:
-            self.warn(loc, "path parameters must say required: true (treated as required)")
-            required = True
-        schema, content_type = None, None
-        if "content" in node:
-            content = node["content"]
-            if not isinstance(content, dict) or len(content) != 1:
-                self.error(child(loc, "content"), "must hold exactly one media type")
-            else:
-                content_type, media = next(iter(content.items()))
-                content_type = content_type.lower()
-                if isinstance(media, dict) and "schema" in media:
-                    schema = self.schemas.translate(
-                        media["schema"], child(loc, "content", content_type, "schema"), REQUEST)
-        elif "schema" in node:
-            schema = self.schemas.translate(node["schema"], child(loc, "schema"), REQUEST)
-        else:
-            self.warn(loc, "has neither schema nor content: its value is taken as a string")
-        return Parameter(
-            name=name,
-            location=location,
-            pointer=self.where(loc),
-            required=required,
-            style=style,
-            explode=explode,
-            schema=schema,
-            content_type=content_type,
-            allow_reserved=node.get("allowReserved") is True,
-            deprecated=node.get("deprecated") is True,
-            default=schema.get("default", MISSING) if schema else MISSING,
         )
 
     def request_body(self, value: Any, loc: Location) -> RequestBody | None:
