@@ -249,17 +249,23 @@ class HttptoolsServer(StreamServer):
         self._dispatch(conn)
 
     def _dispatch(self, conn: Connection) -> None:
-        """Have a greenlet serve `conn`: a spare one, else a new one from the pool.
+        """Have a greenlet serve `conn`, from any greenlet (see `_hand_over`)."""
+        hub = get_hub()
+        if gevent.getcurrent() is not hub:
+            # NOTE: a spare greenlet is switched to from the hub only (it waits in the hub).
+            hub.loop.run_callback(self._hand_over, conn)
+        else:
+            self._hand_over(conn)
+
+    def _hand_over(self, conn: Connection) -> None:
+        """In the hub: a spare greenlet serves `conn`, else a new one from the pool.
 
         NOTE: the pool never blocks here: a new greenlet is spawned only when every one is
         serving a connection, so fewer than the connections (which are within the bound).
         """
-        hub = get_hub()
-        if gevent.getcurrent() is not hub:
-            # NOTE: a spare greenlet is switched to from the hub only (it waits in the hub).
-            hub.loop.run_callback(self._dispatch, conn)
-        elif self._spare_workers:
-            self._spare_workers.pop().switch(conn)
+        spare = self._spare_workers
+        if spare:
+            spare.pop().switch(conn)
         else:
             self._pool.spawn(self._work, conn)
 
@@ -313,15 +319,8 @@ class HttptoolsServer(StreamServer):
 
     def _wake(self, conn: Connection) -> None:
         # NOTE: runs in the hub: bytes came for a parked connection.
-        # PERF: `_unpark` and `_dispatch` inline (this is once per request that waited).
-        conn.watcher.stop()
-        del self.idle_connections[conn]
-        conn.deadline = 0.0
-        spare = self._spare_workers
-        if spare:
-            spare.pop().switch(conn)
-        else:
-            self._pool.spawn(self._work, conn)
+        self._unpark(conn)
+        self._hand_over(conn)
 
     def _close(self, conn: Connection) -> None:
         """Close a connection that is over (served to its end, idled out, or evicted)."""
