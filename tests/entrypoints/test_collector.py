@@ -56,12 +56,12 @@ def test_tune_collector_sets_the_young_threshold_only(restore_thresholds: None) 
     assert gc.get_threshold() == (10_000, 11, 12)
 
 
-def _serve(tmp_path: Path, **env: str) -> Served:
-    (tmp_path / "collector.yaml").write_text(SPEC)
-    (tmp_path / "collector_handlers.py").write_text(HANDLERS)
-    return Served([str(tmp_path / "collector.yaml"), "--handlers",
-                   str(tmp_path / "collector_handlers.py"), "--port", "0"],
-                  environment(**env), tmp_path / f"serve-{len(env)}.log", "module")
+def _probe_app(tmp_path: Path) -> tuple[str, str]:
+    # The spec and the handlers of an app that answers with its process' thresholds.
+    spec, handlers = tmp_path / "collector.yaml", tmp_path / "collector_handlers.py"
+    spec.write_text(SPEC)
+    handlers.write_text(HANDLERS)
+    return str(spec), str(handlers)
 
 
 @pytest.mark.slow
@@ -72,7 +72,9 @@ def test_brrt_serve_paces_its_collector(tmp_path: Path, env: dict[str, str],
     if young is None:  # 0: Python's own threshold, as a fresh interpreter has it
         young = int(subprocess.check_output(
             [sys.executable, "-c", "import gc; print(gc.get_threshold()[0])"], text=True))
-    served = _serve(tmp_path, **env)
+    spec, handlers = _probe_app(tmp_path)
+    served = Served([spec, "--handlers", handlers, "--port", "0"], environment(**env),
+                    tmp_path / "serve.log", "module")
     try:
         status, _, body = served.get("/collector")
         assert status == 200
@@ -82,13 +84,12 @@ def test_brrt_serve_paces_its_collector(tmp_path: Path, env: dict[str, str],
 
 
 def test_building_an_app_leaves_the_collector_alone(tmp_path: Path) -> None:
-    (tmp_path / "collector.yaml").write_text(SPEC)
-    (tmp_path / "collector_handlers.py").write_text(HANDLERS)
+    spec, handlers = _probe_app(tmp_path)
     probe = textwrap.dedent(f"""
         import gc
         from brrt_actors import build_app
         before = gc.get_threshold()
-        build_app({str(tmp_path / "collector.yaml")!r}, {str(tmp_path / "collector_handlers.py")!r})
+        build_app({spec!r}, {handlers!r})
         assert gc.get_threshold() == before, (before, gc.get_threshold())
     """)
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
